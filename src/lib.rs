@@ -1,0 +1,5 @@
+//! ado-clickup-sync: a polling reconciliation daemon that keeps Azure DevOps work items and
+//! ClickUp tasks in two-way sync. See ARCHITECTURE.md for the code map and where each
+//! invariant is kept.
+pub mod core;
+pub mod sim;
