@@ -167,9 +167,11 @@ pub fn merge_description(base: &str, ado: &str, clickup: &str) -> Option<String>
         s
     };
     let (b, a, c) = (nl(base), nl(ado), nl(clickup));
-    diffy::merge(&b, &a, &c)
-        .ok()
-        .map(|m| convert::normalize_markdown(&m))
+    // Accepted only when both argument orders agree, so the merge stays symmetric in the
+    // sides whatever the line differ does with adjacent insertions.
+    let one = diffy::merge(&b, &a, &c).ok()?;
+    let two = diffy::merge(&b, &c, &a).ok()?;
+    (one == two).then(|| convert::normalize_markdown(&one))
 }
 
 /// Merges one item.
