@@ -117,17 +117,23 @@ fn tag_add_x_rem_backend(i: &mut Item) {
     tag_rem_backend(i);
 }
 fn desc_p1(i: &mut Item) {
-    i.description = i.description.replace("Intro paragraph.", "Intro paragraph, edited in ADO.");
+    i.description = i
+        .description
+        .replace("Intro paragraph.", "Intro paragraph, edited in ADO.");
 }
 fn desc_p3(i: &mut Item) {
-    i.description = i.description.replace("Third paragraph.", "Third paragraph, edited in ClickUp.");
+    i.description = i
+        .description
+        .replace("Third paragraph.", "Third paragraph, edited in ClickUp.");
 }
 fn desc_p1_p3(i: &mut Item) {
     desc_p1(i);
     desc_p3(i);
 }
 fn desc_p1_other(i: &mut Item) {
-    i.description = i.description.replace("Intro paragraph.", "Intro paragraph, edited in ClickUp.");
+    i.description = i
+        .description
+        .replace("Intro paragraph.", "Intro paragraph, edited in ClickUp.");
 }
 fn assign_bob(i: &mut Item) {
     i.assignees.insert("bob@x.com".into());
@@ -147,21 +153,156 @@ fn rows() -> Vec<Row> {
     use ConflictPolicy::*;
     use Decision::*;
     vec![
-        Row { name: "ADO edits title", field: Field::Title, ado: Some(title_a), clickup: None, policy: Manual, ado_newer_by: 0, decision: From(Side::Ado), expect: Some(title_a) },
-        Row { name: "ClickUp edits title", field: Field::Title, ado: None, clickup: Some(title_c), policy: Manual, ado_newer_by: 0, decision: From(Side::ClickUp), expect: Some(title_c) },
-        Row { name: "ClickUp clears due date", field: Field::Due, ado: None, clickup: Some(due_clear), policy: AdoWins, ado_newer_by: 0, decision: From(Side::ClickUp), expect: Some(due_clear) },
-        Row { name: "both set the same status (raw differs)", field: Field::Status, ado: Some(status_done), clickup: Some(status_done_cu), policy: Manual, ado_newer_by: 0, decision: Converged, expect: Some(status_done) },
-        Row { name: "both edit title, ado_wins", field: Field::Title, ado: Some(title_a), clickup: Some(title_c), policy: AdoWins, ado_newer_by: -60, decision: Policy(Side::Ado), expect: Some(title_a) },
-        Row { name: "both edit title, clickup_wins", field: Field::Title, ado: Some(title_a), clickup: Some(title_c), policy: ClickupWins, ado_newer_by: 60, decision: Policy(Side::ClickUp), expect: Some(title_c) },
-        Row { name: "both edit priority, newest_wins, ADO newer", field: Field::Priority, ado: Some(prio_1), clickup: Some(prio_4), policy: NewestWins, ado_newer_by: 5, decision: Policy(Side::Ado), expect: Some(prio_1) },
-        Row { name: "both edit priority, newest_wins, ClickUp newer", field: Field::Priority, ado: Some(prio_1), clickup: Some(prio_4), policy: NewestWins, ado_newer_by: -5, decision: Policy(Side::ClickUp), expect: Some(prio_4) },
-        Row { name: "both edit status, manual", field: Field::Status, ado: Some(status_done), clickup: Some(status_closed), policy: Manual, ado_newer_by: 5, decision: Conflict, expect: None },
-        Row { name: "tag added on ADO, another removed on ClickUp", field: Field::Tags, ado: Some(tag_add_x), clickup: Some(tag_rem_backend), policy: Manual, ado_newer_by: 0, decision: Merged, expect: Some(tag_add_x_rem_backend) },
-        Row { name: "assignee added on ADO, removed on ClickUp", field: Field::Assignees, ado: Some(assign_bob), clickup: Some(unassign_alice), policy: Manual, ado_newer_by: 0, decision: Merged, expect: Some(assign_bob_unassign_alice) },
-        Row { name: "description edits in different paragraphs merge", field: Field::Description, ado: Some(desc_p1), clickup: Some(desc_p3), policy: Manual, ado_newer_by: 0, decision: Merged, expect: Some(desc_p1_p3) },
-        Row { name: "description edits in the same line, ado_wins", field: Field::Description, ado: Some(desc_p1), clickup: Some(desc_p1_other), policy: AdoWins, ado_newer_by: 0, decision: Policy(Side::Ado), expect: Some(desc_p1) },
-        Row { name: "description edits in the same line, newest_wins", field: Field::Description, ado: Some(desc_p1), clickup: Some(desc_p1_other), policy: NewestWins, ado_newer_by: -1, decision: Policy(Side::ClickUp), expect: Some(desc_p1_other) },
-        Row { name: "description edits in the same line, manual", field: Field::Description, ado: Some(desc_p1), clickup: Some(desc_p1_other), policy: Manual, ado_newer_by: 0, decision: Conflict, expect: None },
+        Row {
+            name: "ADO edits title",
+            field: Field::Title,
+            ado: Some(title_a),
+            clickup: None,
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: From(Side::Ado),
+            expect: Some(title_a),
+        },
+        Row {
+            name: "ClickUp edits title",
+            field: Field::Title,
+            ado: None,
+            clickup: Some(title_c),
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: From(Side::ClickUp),
+            expect: Some(title_c),
+        },
+        Row {
+            name: "ClickUp clears due date",
+            field: Field::Due,
+            ado: None,
+            clickup: Some(due_clear),
+            policy: AdoWins,
+            ado_newer_by: 0,
+            decision: From(Side::ClickUp),
+            expect: Some(due_clear),
+        },
+        Row {
+            name: "both set the same status (raw differs)",
+            field: Field::Status,
+            ado: Some(status_done),
+            clickup: Some(status_done_cu),
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: Converged,
+            expect: Some(status_done),
+        },
+        Row {
+            name: "both edit title, ado_wins",
+            field: Field::Title,
+            ado: Some(title_a),
+            clickup: Some(title_c),
+            policy: AdoWins,
+            ado_newer_by: -60,
+            decision: Policy(Side::Ado),
+            expect: Some(title_a),
+        },
+        Row {
+            name: "both edit title, clickup_wins",
+            field: Field::Title,
+            ado: Some(title_a),
+            clickup: Some(title_c),
+            policy: ClickupWins,
+            ado_newer_by: 60,
+            decision: Policy(Side::ClickUp),
+            expect: Some(title_c),
+        },
+        Row {
+            name: "both edit priority, newest_wins, ADO newer",
+            field: Field::Priority,
+            ado: Some(prio_1),
+            clickup: Some(prio_4),
+            policy: NewestWins,
+            ado_newer_by: 5,
+            decision: Policy(Side::Ado),
+            expect: Some(prio_1),
+        },
+        Row {
+            name: "both edit priority, newest_wins, ClickUp newer",
+            field: Field::Priority,
+            ado: Some(prio_1),
+            clickup: Some(prio_4),
+            policy: NewestWins,
+            ado_newer_by: -5,
+            decision: Policy(Side::ClickUp),
+            expect: Some(prio_4),
+        },
+        Row {
+            name: "both edit status, manual",
+            field: Field::Status,
+            ado: Some(status_done),
+            clickup: Some(status_closed),
+            policy: Manual,
+            ado_newer_by: 5,
+            decision: Conflict,
+            expect: None,
+        },
+        Row {
+            name: "tag added on ADO, another removed on ClickUp",
+            field: Field::Tags,
+            ado: Some(tag_add_x),
+            clickup: Some(tag_rem_backend),
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: Merged,
+            expect: Some(tag_add_x_rem_backend),
+        },
+        Row {
+            name: "assignee added on ADO, removed on ClickUp",
+            field: Field::Assignees,
+            ado: Some(assign_bob),
+            clickup: Some(unassign_alice),
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: Merged,
+            expect: Some(assign_bob_unassign_alice),
+        },
+        Row {
+            name: "description edits in different paragraphs merge",
+            field: Field::Description,
+            ado: Some(desc_p1),
+            clickup: Some(desc_p3),
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: Merged,
+            expect: Some(desc_p1_p3),
+        },
+        Row {
+            name: "description edits in the same line, ado_wins",
+            field: Field::Description,
+            ado: Some(desc_p1),
+            clickup: Some(desc_p1_other),
+            policy: AdoWins,
+            ado_newer_by: 0,
+            decision: Policy(Side::Ado),
+            expect: Some(desc_p1),
+        },
+        Row {
+            name: "description edits in the same line, newest_wins",
+            field: Field::Description,
+            ado: Some(desc_p1),
+            clickup: Some(desc_p1_other),
+            policy: NewestWins,
+            ado_newer_by: -1,
+            decision: Policy(Side::ClickUp),
+            expect: Some(desc_p1_other),
+        },
+        Row {
+            name: "description edits in the same line, manual",
+            field: Field::Description,
+            ado: Some(desc_p1),
+            clickup: Some(desc_p1_other),
+            policy: Manual,
+            ado_newer_by: 0,
+            decision: Conflict,
+            expect: None,
+        },
     ]
 }
 
@@ -181,16 +322,34 @@ fn merge_decision_table() {
         let out = run(Some(&b), &a, &c, &fields, t(row.ado_newer_by), t(0));
         assert_eq!(out.decision(row.field), Some(row.decision), "{}", row.name);
         for f in Field::ALL.into_iter().filter(|f| *f != row.field) {
-            assert_eq!(out.decision(f), Some(Decision::Unchanged), "{}: {f}", row.name);
+            assert_eq!(
+                out.decision(f),
+                Some(Decision::Unchanged),
+                "{}: {f}",
+                row.name
+            );
         }
         match row.expect {
             Some(e) => {
                 let mut want = b.clone();
                 e(&mut want);
                 for f in Field::ALL {
-                    assert!(field_eq(&out.merged, &want, f), "{}: merged {f}: {:?}", row.name, out.merged);
-                    assert!(field_eq(&out.ado_target, &want, f), "{}: ado target {f}", row.name);
-                    assert!(field_eq(&out.clickup_target, &want, f), "{}: clickup target {f}", row.name);
+                    assert!(
+                        field_eq(&out.merged, &want, f),
+                        "{}: merged {f}: {:?}",
+                        row.name,
+                        out.merged
+                    );
+                    assert!(
+                        field_eq(&out.ado_target, &want, f),
+                        "{}: ado target {f}",
+                        row.name
+                    );
+                    assert!(
+                        field_eq(&out.clickup_target, &want, f),
+                        "{}: clickup target {f}",
+                        row.name
+                    );
                 }
                 assert!(out.conflicts.is_empty(), "{}", row.name);
             }
@@ -198,9 +357,18 @@ fn merge_decision_table() {
                 assert_eq!(out.conflicts.len(), 1, "{}", row.name);
                 let k = &out.conflicts[0];
                 assert_eq!(k.field, row.field);
-                assert_eq!(k.base, ado_clickup_sync::core::mapping::field_value(&b, row.field));
-                assert_eq!(k.ado, ado_clickup_sync::core::mapping::field_value(&a, row.field));
-                assert_eq!(k.clickup, ado_clickup_sync::core::mapping::field_value(&c, row.field));
+                assert_eq!(
+                    k.base,
+                    ado_clickup_sync::core::mapping::field_value(&b, row.field)
+                );
+                assert_eq!(
+                    k.ado,
+                    ado_clickup_sync::core::mapping::field_value(&a, row.field)
+                );
+                assert_eq!(
+                    k.clickup,
+                    ado_clickup_sync::core::mapping::field_value(&c, row.field)
+                );
                 // Nothing written to either side, base kept.
                 assert!(field_eq(&out.merged, &b, row.field), "{}", row.name);
                 assert!(field_eq(&out.ado_target, &a, row.field), "{}", row.name);
@@ -234,8 +402,14 @@ fn one_way_fields_ignore_and_overwrite_the_other_side() {
     tag_add_x(&mut a); // tags never sync
     let out = run(Some(&b), &a, &c, &fields, t(10), t(0));
     assert_eq!(out.decision(Field::Title), Some(Decision::Unchanged));
-    assert_eq!(out.clickup_target.title, b.title, "ClickUp's edit is reverted to ADO's value");
-    assert_eq!(out.ado_target.priority, b.priority, "ADO's edit is reverted");
+    assert_eq!(
+        out.clickup_target.title, b.title,
+        "ClickUp's edit is reverted to ADO's value"
+    );
+    assert_eq!(
+        out.ado_target.priority, b.priority,
+        "ADO's edit is reverted"
+    );
     assert_eq!(out.decision(Field::Tags), Some(Decision::NotSynced));
     assert_eq!(out.ado_target.tags, a.tags);
     assert_eq!(out.clickup_target.tags, c.tags);
@@ -266,7 +440,13 @@ fn first_link_without_base_unites_sets_and_keeps_set_values() {
     c.assignees.insert("bob@x.com".into());
     let out = run(None, &a, &c, &all(ConflictPolicy::Manual), t(0), t(0));
     assert_eq!(out.merged.tags, TagSet::new(["a", "b", "shared"]));
-    assert_eq!(out.merged.assignees, ["alice@x.com", "bob@x.com"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+    assert_eq!(
+        out.merged.assignees,
+        ["alice@x.com", "bob@x.com"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+    );
     assert_eq!(out.merged.priority, Some(3));
     assert_eq!(out.merged.due, c.due);
     assert_eq!(out.decision(Field::Title), Some(Decision::Converged));
@@ -277,7 +457,10 @@ fn first_link_without_base_unites_sets_and_keeps_set_values() {
     let out = run(None, &a, &c, &all(ConflictPolicy::Manual), t(0), t(0));
     assert_eq!(out.conflicts.len(), 1);
     assert_eq!(out.conflicts[0].field, Field::Priority);
-    assert_eq!(out.merged.priority, None, "base (none) is kept while in conflict");
+    assert_eq!(
+        out.merged.priority, None,
+        "base (none) is kept while in conflict"
+    );
 }
 
 // ----- symmetry -----
@@ -303,7 +486,9 @@ fn arb_item() -> impl Strategy<Value = Item> {
             assignees: asg.into_iter().map(String::from).collect(),
             tags: TagSet::new(tags),
             priority: prio,
-            due: due.map(|d| Due::Date(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(d))),
+            due: due.map(|d| {
+                Due::Date(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(d))
+            }),
             parent: None,
         })
 }
@@ -324,7 +509,10 @@ fn arb_fields() -> impl Strategy<Value = FieldsConfig> {
             ConflictPolicy::Manual,
         ]),
     )
-        .prop_map(|(direction, conflict)| FieldOptions { direction, conflict });
+        .prop_map(|(direction, conflict)| FieldOptions {
+            direction,
+            conflict,
+        });
     prop::collection::vec(opt, 8).prop_map(|v| {
         let mut f = FieldsConfig::default();
         for (x, o) in Field::ALL.into_iter().zip(v) {

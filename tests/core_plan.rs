@@ -30,8 +30,14 @@ fn linked(base: &Item, cfg: MappingConfig) -> LinkCase {
     let m = Mapper::new(&cfg, &ctx, &users);
     let ix = LinkIndex::default();
     let mut issues = vec![];
-    let a = ado_from_create(1, &m.ado_create(base, &cu("c1"), &ix, &all_fields(), &mut issues));
-    let c = cu_from_create("c1", &m.clickup_create(base, &ado(1), &ix, &all_fields(), &mut issues));
+    let a = ado_from_create(
+        1,
+        &m.ado_create(base, &cu("c1"), &ix, &all_fields(), &mut issues),
+    );
+    let c = cu_from_create(
+        "c1",
+        &m.clickup_create(base, &ado(1), &ix, &all_fields(), &mut issues),
+    );
     assert!(issues.is_empty(), "{issues:?}");
     LinkCase {
         snap: LinkSnapshot {
@@ -136,7 +142,10 @@ fn mapping_config_parses_from_toml_with_defaults() {
     assert_eq!(cfg.deletion, DeletionPolicy::Mirror);
     assert_eq!(cfg.status.map.len(), 2);
     assert_eq!(cfg.status.map[0].ado, vec!["Blocked", "On Hold"]);
-    assert_eq!(cfg.status.map[1].clickup_write.as_deref(), Some("in progress"));
+    assert_eq!(
+        cfg.status.map[1].clickup_write.as_deref(),
+        Some("in progress")
+    );
     assert_eq!(cfg.priority.clickup_none_to_ado, Some(3));
     assert_eq!(cfg.priority.ado_reads_as_none, vec![3]);
     assert_eq!(cfg.users.overrides[0].ado, "Alice@Corp.example");
@@ -174,7 +183,11 @@ fn unmapped_status_falls_back_by_category() {
         case.ado.rev += 1;
         let p = case.plan();
         assert!(p.issues.is_empty(), "{state}: {:?}", p.issues);
-        assert_eq!(cu_patch(&p).and_then(|x| x.status.as_deref()), Some(want), "{state}");
+        assert_eq!(
+            cu_patch(&p).and_then(|x| x.status.as_deref()),
+            Some(want),
+            "{state}"
+        );
         case.apply(&p);
         assert!(case.plan().is_empty(), "{state}: converged, no echo");
     }
@@ -185,7 +198,10 @@ fn unmapped_status_falls_back_by_category() {
     case.cu.status = "review".into();
     case.cu.status_type = ClickUpStatusType::Custom;
     let p = case.plan();
-    assert_eq!(ado_patch(&p).and_then(|x| x.state.as_deref()), Some("Active"));
+    assert_eq!(
+        ado_patch(&p).and_then(|x| x.state.as_deref()),
+        Some("Active")
+    );
 }
 
 #[test]
@@ -201,7 +217,10 @@ fn explicit_status_rows_win_and_unmapped_without_fallback_is_reported() {
     let mut case = linked(&base_item(), cfg.clone());
     case.ado.state = "Blocked".into();
     let p = case.plan();
-    assert_eq!(cu_patch(&p).and_then(|x| x.status.as_deref()), Some("closed"));
+    assert_eq!(
+        cu_patch(&p).and_then(|x| x.status.as_deref()),
+        Some("closed")
+    );
 
     let mut case = linked(&base_item(), cfg);
     case.cfg.status.fallback = false;
@@ -212,7 +231,13 @@ fn explicit_status_rows_win_and_unmapped_without_fallback_is_reported() {
         item: "ado:1".into(),
         value: "Resolved".into(),
     }));
-    assert!(p.issues.iter().any(|i| matches!(i, MappingIssue::StatusNotWritable { side: Side::ClickUp, .. })));
+    assert!(p.issues.iter().any(|i| matches!(
+        i,
+        MappingIssue::StatusNotWritable {
+            side: Side::ClickUp,
+            ..
+        }
+    )));
     assert_eq!(cu_patch(&p).and_then(|x| x.status.clone()), None);
 }
 
@@ -226,12 +251,18 @@ fn unassigned_and_unknown_user_both_clear_clickup_but_only_unknown_is_reported()
         let p = case.plan();
         let patch = cu_patch(&p).expect("ClickUp write");
         assert_eq!(patch.assignees_rem, vec!["alice@x.com".to_string()]);
-        assert!(patch.assignees_add.is_empty(), "unknown users are never guessed");
+        assert!(
+            patch.assignees_add.is_empty(),
+            "unknown users are never guessed"
+        );
         let has = p.issues.iter().any(|i| matches!(i, MappingIssue::UnknownUser { email, side: Side::Ado, .. } if email == "zed@elsewhere.example"));
         assert_eq!(has, reported, "{assigned:?}");
         case.apply(&p);
         let p2 = case.plan();
-        assert!(writes(&p2).is_empty(), "ADO keeps its unknown user, no ping-pong: {p2:?}");
+        assert!(
+            writes(&p2).is_empty(),
+            "ADO keeps its unknown user, no ping-pong: {p2:?}"
+        );
         assert_eq!(case.ado.assigned_to.as_deref(), assigned);
     }
 }
@@ -248,7 +279,10 @@ fn user_overrides_translate_emails_both_ways() {
     assert!(case.plan().is_empty());
     case.cu.assignees = vec![cu_user("bob@x.com")];
     let p = case.plan();
-    assert_eq!(ado_patch(&p).unwrap().assigned_to, Some(Some("bob@x.com".into())));
+    assert_eq!(
+        ado_patch(&p).unwrap().assigned_to,
+        Some(Some("bob@x.com".into()))
+    );
 }
 
 #[test]
@@ -256,7 +290,11 @@ fn ado_single_assignee_projection_converges() {
     let mut b = base_item();
     b.assignees = emails(&["bob@x.com", "alice@x.com"]);
     let mut case = linked(&b, MappingConfig::default());
-    assert_eq!(case.ado.assigned_to.as_deref(), Some("alice@x.com"), "smallest email");
+    assert_eq!(
+        case.ado.assigned_to.as_deref(),
+        Some("alice@x.com"),
+        "smallest email"
+    );
     assert!(case.plan().is_empty());
     // ClickUp adds carol: ADO's alice is still in the set, nothing to write there.
     case.cu.assignees.push(cu_user("carol@x.com"));
@@ -266,7 +304,10 @@ fn ado_single_assignee_projection_converges() {
     // ClickUp drops alice: ADO moves to the next one.
     case.cu.assignees.retain(|u| u.email != "alice@x.com");
     let p = case.plan();
-    assert_eq!(ado_patch(&p).unwrap().assigned_to, Some(Some("bob@x.com".into())));
+    assert_eq!(
+        ado_patch(&p).unwrap().assigned_to,
+        Some(Some("bob@x.com".into()))
+    );
     case.apply(&p);
     assert!(case.plan().is_empty());
     // ADO moving to someone already in the set is "equal as seen from ADO": no change.
@@ -280,7 +321,10 @@ fn ado_single_assignee_projection_converges() {
     let p = case.plan();
     let patch = cu_patch(&p).unwrap();
     assert_eq!(patch.assignees_add, vec!["alice@x.com".to_string()]);
-    assert_eq!(patch.assignees_rem, vec!["bob@x.com".to_string(), "carol@x.com".to_string()]);
+    assert_eq!(
+        patch.assignees_rem,
+        vec!["bob@x.com".to_string(), "carol@x.com".to_string()]
+    );
     case.apply(&p);
     assert!(case.plan().is_empty());
 }
@@ -306,17 +350,38 @@ fn date_only_due_dates_round_trip_through_clickups_snapping() {
     let case = linked(&base_item(), MappingConfig::default());
     // Written as noon UTC, date-only; the model snapped it to 04:00 UTC.
     assert_eq!(case.cu.due_date_time, Some(false));
-    assert_eq!(clickup_due_to_canonical(case.cu.due_date.unwrap(), Some(false)), Some(Due::Date(d)));
-    assert_eq!(case.ado.due_date, Some(Utc.with_ymd_and_hms(2026, 12, 24, 12, 0, 0).unwrap()));
+    assert_eq!(
+        clickup_due_to_canonical(case.cu.due_date.unwrap(), Some(false)),
+        Some(Due::Date(d))
+    );
+    assert_eq!(
+        case.ado.due_date,
+        Some(Utc.with_ymd_and_hms(2026, 12, 24, 12, 0, 0).unwrap())
+    );
     // Set in a UTC+10 workspace: 04:00 local is 18:00 UTC the day before.
-    let snapped = Utc.with_ymd_and_hms(2026, 12, 23, 18, 0, 0).unwrap().timestamp_millis();
-    assert_eq!(clickup_due_to_canonical(snapped, Some(false)), Some(Due::Date(d)));
+    let snapped = Utc
+        .with_ymd_and_hms(2026, 12, 23, 18, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(
+        clickup_due_to_canonical(snapped, Some(false)),
+        Some(Due::Date(d))
+    );
     // ... and in a UTC-8 workspace: 12:00 UTC the same day.
-    let snapped = Utc.with_ymd_and_hms(2026, 12, 24, 12, 0, 0).unwrap().timestamp_millis();
-    assert_eq!(clickup_due_to_canonical(snapped, Some(false)), Some(Due::Date(d)));
+    let snapped = Utc
+        .with_ymd_and_hms(2026, 12, 24, 12, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(
+        clickup_due_to_canonical(snapped, Some(false)),
+        Some(Due::Date(d))
+    );
     // A timed value stays a time.
     let timed = Utc.with_ymd_and_hms(2026, 12, 23, 18, 30, 0).unwrap();
-    assert_eq!(clickup_due_to_canonical(timed.timestamp_millis(), Some(true)), Some(Due::DateTime(timed)));
+    assert_eq!(
+        clickup_due_to_canonical(timed.timestamp_millis(), Some(true)),
+        Some(Due::DateTime(timed))
+    );
 }
 
 // ----- parents -----
@@ -354,7 +419,9 @@ fn removing_a_parent_that_clickup_cannot_remove_is_held_as_a_conflict() {
     case.ado.parent = None;
     let p = run(&case);
     assert!(writes(&p).is_empty(), "{p:?}");
-    assert!(matches!(&p.actions[..], [Action::RecordConflict { conflict, .. }] if conflict.field == Field::Parent));
+    assert!(
+        matches!(&p.actions[..], [Action::RecordConflict { conflict, .. }] if conflict.field == Field::Parent)
+    );
     // Re-parenting in ClickUp flows to ADO.
     case.snap.base.parent = None;
     case.ado.parent = None;
@@ -365,7 +432,12 @@ fn removing_a_parent_that_clickup_cannot_remove_is_held_as_a_conflict() {
 
 // ----- new items, back-links, creates -----
 
-fn new_items_plan(ado_recs: &[AdoRecord], cu_recs: &[ClickUpRecord], ix: &LinkIndex, limits: Limits) -> Result<Plan, PlanError> {
+fn new_items_plan(
+    ado_recs: &[AdoRecord],
+    cu_recs: &[ClickUpRecord],
+    ix: &LinkIndex,
+    limits: Limits,
+) -> Result<Plan, PlanError> {
     let cfg = MappingConfig::default();
     let (c, u) = (ctx(), users());
     plan(&PlanInput {
@@ -385,12 +457,27 @@ fn new_items_plan(ado_recs: &[AdoRecord], cu_recs: &[ClickUpRecord], ix: &LinkIn
 
 #[test]
 fn back_link_urls_parse() {
-    assert_eq!(clickup_task_id_from_url("https://app.clickup.com/t/86a1b2c3d"), Some("86a1b2c3d".into()));
-    assert_eq!(clickup_task_id_from_url("https://app.clickup.com/t/9001/ABC-12?x=1"), Some("ABC-12".into()));
+    assert_eq!(
+        clickup_task_id_from_url("https://app.clickup.com/t/86a1b2c3d"),
+        Some("86a1b2c3d".into())
+    );
+    assert_eq!(
+        clickup_task_id_from_url("https://app.clickup.com/t/9001/ABC-12?x=1"),
+        Some("ABC-12".into())
+    );
     assert_eq!(clickup_task_id_from_url("https://example.com/other"), None);
-    assert_eq!(ado_id_from_url("https://dev.azure.com/org/Proj/_workitems/edit/42"), Some(42));
-    assert_eq!(ado_id_from_url("https://dev.azure.com/org/Proj/_workitems/edit/42/"), Some(42));
-    assert_eq!(ado_id_from_url("https://dev.azure.com/org/Proj/_workitems/edit/x"), None);
+    assert_eq!(
+        ado_id_from_url("https://dev.azure.com/org/Proj/_workitems/edit/42"),
+        Some(42)
+    );
+    assert_eq!(
+        ado_id_from_url("https://dev.azure.com/org/Proj/_workitems/edit/42/"),
+        Some(42)
+    );
+    assert_eq!(
+        ado_id_from_url("https://dev.azure.com/org/Proj/_workitems/edit/x"),
+        None
+    );
 }
 
 #[test]
@@ -399,10 +486,20 @@ fn new_items_are_created_with_back_links() {
     a.title = "From ADO".into();
     let mut c = cu("k9");
     c.name = "From ClickUp".into();
-    let p = new_items_plan(&[a.clone()], &[c.clone()], &LinkIndex::default(), Limits::default()).unwrap();
+    let p = new_items_plan(
+        &[a.clone()],
+        &[c.clone()],
+        &LinkIndex::default(),
+        Limits::default(),
+    )
+    .unwrap();
     assert_eq!(p.actions.len(), 2, "{p:?}");
     match &p.actions[0] {
-        Action::CreateInClickUp { source, create, planned } => {
+        Action::CreateInClickUp {
+            source,
+            create,
+            planned,
+        } => {
             assert_eq!(*source, 5);
             assert_eq!(create.backlink_url, a.web_url);
             assert_eq!(create.list_id, "L1");
@@ -432,7 +529,11 @@ fn two_new_items_pointing_at_each_other_make_one_link() {
     c.backlink = Some(a.web_url.clone());
     c.name = "Same".into();
     c.priority = Some(2);
-    for (ar, cr) in [(a.clone(), c.clone()), (a.clone(), cu("k9")), (ado(5), c.clone())] {
+    for (ar, cr) in [
+        (a.clone(), c.clone()),
+        (a.clone(), cu("k9")),
+        (ado(5), c.clone()),
+    ] {
         let mut cr = cr;
         cr.name = "Same".into();
         cr.priority = Some(2);
@@ -440,7 +541,9 @@ fn two_new_items_pointing_at_each_other_make_one_link() {
         ar.title = "Same".into();
         let p = new_items_plan(&[ar], &[cr], &LinkIndex::default(), Limits::default()).unwrap();
         assert_eq!(p.actions.len(), 1, "{p:?}");
-        assert!(matches!(&p.actions[0], Action::Link { ado_id: 5, clickup_id, .. } if clickup_id == "k9"));
+        assert!(
+            matches!(&p.actions[0], Action::Link { ado_id: 5, clickup_id, .. } if clickup_id == "k9")
+        );
     }
 }
 
@@ -455,9 +558,21 @@ fn first_link_writes_differences_and_keeps_a_replayable_base() {
     c.tags = vec!["y".into()];
     c.priority = Some(2);
     let p = new_items_plan(&[a], &[c], &LinkIndex::default(), Limits::default()).unwrap();
-    let new = LinkRef::New { ado_id: 5, clickup_id: "k9".into() };
+    let new = LinkRef::New {
+        ado_id: 5,
+        clickup_id: "k9".into(),
+    };
     match &p.actions[..] {
-        [Action::Link { base, .. }, Action::UpdateAdo { link: l1, patch: pa, .. }, Action::UpdateClickUp { link: l2, patch: pc, new_base, .. }] => {
+        [Action::Link { base, .. }, Action::UpdateAdo {
+            link: l1,
+            patch: pa,
+            ..
+        }, Action::UpdateClickUp {
+            link: l2,
+            patch: pc,
+            new_base,
+            ..
+        }] => {
             assert_eq!(l1, &new);
             assert_eq!(l2, &new);
             assert_eq!(base.title, "ADO title");
@@ -477,7 +592,9 @@ fn back_link_to_an_already_linked_item_is_reported_not_copied() {
     let ix = LinkIndex::new([(3, 4, "k9".to_string())]);
     let p = new_items_plan(&[a], &[], &ix, Limits::default()).unwrap();
     assert!(p.actions.is_empty(), "{p:?}");
-    assert!(matches!(&p.issues[..], [MappingIssue::Backlink { side: Side::Ado, reason, .. }] if reason.contains("already linked")));
+    assert!(
+        matches!(&p.issues[..], [MappingIssue::Backlink { side: Side::Ado, reason, .. }] if reason.contains("already linked"))
+    );
 }
 
 // ----- guards -----
@@ -485,17 +602,47 @@ fn back_link_to_an_already_linked_item_is_reported_not_copied() {
 #[test]
 fn guards_refuse_and_force_overrides() {
     let recs: Vec<AdoRecord> = (1..=3).map(ado).collect();
-    let limits = Limits { max_creates: 2, ..Limits::default() };
+    let limits = Limits {
+        max_creates: 2,
+        ..Limits::default()
+    };
     let err = new_items_plan(&recs, &[], &LinkIndex::default(), limits).unwrap_err();
-    assert_eq!(err, PlanError::TooManyCreates { pair: "p".into(), planned: 3, max: 2 });
+    assert_eq!(
+        err,
+        PlanError::TooManyCreates {
+            pair: "p".into(),
+            planned: 3,
+            max: 2
+        }
+    );
     assert!(err.to_string().contains("--force"));
-    let forced = new_items_plan(&recs, &[], &LinkIndex::default(), Limits { force: true, ..limits }).unwrap();
+    let forced = new_items_plan(
+        &recs,
+        &[],
+        &LinkIndex::default(),
+        Limits {
+            force: true,
+            ..limits
+        },
+    )
+    .unwrap();
     assert_eq!(forced.actions.len(), 3);
 
     // Unlinks.
     let case = linked(&base_item(), MappingConfig::default());
-    let snaps: Vec<LinkSnapshot> = (1..=3).map(|i| LinkSnapshot { link: i, ado_id: i, clickup_id: format!("c{i}"), ..case.snap.clone() }).collect();
-    let ix = LinkIndex::new(snaps.iter().map(|s| (s.link, s.ado_id, s.clickup_id.clone())));
+    let snaps: Vec<LinkSnapshot> = (1..=3)
+        .map(|i| LinkSnapshot {
+            link: i,
+            ado_id: i,
+            clickup_id: format!("c{i}"),
+            ..case.snap.clone()
+        })
+        .collect();
+    let ix = LinkIndex::new(
+        snaps
+            .iter()
+            .map(|s| (s.link, s.ado_id, s.clickup_id.clone())),
+    );
     let mk = |limits: Limits, scope: ScopeCounts| {
         plan(&PlanInput {
             pair: "p",
@@ -511,16 +658,60 @@ fn guards_refuse_and_force_overrides() {
             now: t0(),
         })
     };
-    let err = mk(Limits { max_unlinks: 2, ..Limits::default() }, ScopeCounts::default()).unwrap_err();
-    assert_eq!(err, PlanError::TooManyUnlinks { pair: "p".into(), planned: 3, max: 2 });
+    let err = mk(
+        Limits {
+            max_unlinks: 2,
+            ..Limits::default()
+        },
+        ScopeCounts::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::TooManyUnlinks {
+            pair: "p".into(),
+            planned: 3,
+            max: 2
+        }
+    );
     assert!(err.to_string().contains("--force"));
-    assert_eq!(mk(Limits::default(), ScopeCounts::default()).unwrap().actions.len(), 3);
+    assert_eq!(
+        mk(Limits::default(), ScopeCounts::default())
+            .unwrap()
+            .actions
+            .len(),
+        3
+    );
 
     // A side that suddenly sees nothing.
-    let err = mk(Limits::default(), ScopeCounts { ado_in_scope: Some(10), clickup_in_scope: Some(0) }).unwrap_err();
-    assert_eq!(err, PlanError::SideEmpty { pair: "p".into(), side: Side::ClickUp, links: 3 });
+    let err = mk(
+        Limits::default(),
+        ScopeCounts {
+            ado_in_scope: Some(10),
+            clickup_in_scope: Some(0),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::SideEmpty {
+            pair: "p".into(),
+            side: Side::ClickUp,
+            links: 3
+        }
+    );
     assert!(err.to_string().contains("--force"));
-    assert!(mk(Limits { force: true, ..Limits::default() }, ScopeCounts { ado_in_scope: Some(0), clickup_in_scope: Some(0) }).is_ok());
+    assert!(mk(
+        Limits {
+            force: true,
+            ..Limits::default()
+        },
+        ScopeCounts {
+            ado_in_scope: Some(0),
+            clickup_in_scope: Some(0)
+        }
+    )
+    .is_ok());
 }
 
 // ----- deletions -----
@@ -548,8 +739,13 @@ fn vanished_counterpart_unlinks_or_mirrors() {
         .unwrap()
     };
     let p = run(&MappingConfig::default());
-    assert!(matches!(&p.actions[..], [Action::Unlink { link: 1, reason }] if reason.contains("ClickUp task c1 is gone")));
-    let cfg = MappingConfig { deletion: DeletionPolicy::Mirror, ..MappingConfig::default() };
+    assert!(
+        matches!(&p.actions[..], [Action::Unlink { link: 1, reason }] if reason.contains("ClickUp task c1 is gone"))
+    );
+    let cfg = MappingConfig {
+        deletion: DeletionPolicy::Mirror,
+        ..MappingConfig::default()
+    };
     let p = run(&cfg);
     match &p.actions[..] {
         [Action::UpdateAdo { patch, .. }, Action::Unlink { link: 1, .. }] => {
@@ -570,12 +766,18 @@ fn arb_base() -> impl Strategy<Value = Item> {
         prop::sample::subsequence(MEMBERS.to_vec(), 0..=3),
         prop::sample::subsequence(vec!["api", "UI", "perf"], 0..=3),
         prop::option::of(1u8..=4),
-        prop::option::of((0i64..3, prop::sample::select(vec![None, Some(12u32), Some(15u32)]))),
+        prop::option::of((
+            0i64..3,
+            prop::sample::select(vec![None, Some(12u32), Some(15u32)]),
+        )),
     )
         .prop_map(|(title, lines, st, asg, tags, prio, due)| Item {
             title: title.into(),
             description: lines.join("\n\n"),
-            status: Status { raw: String::new(), canonical: st.into() },
+            status: Status {
+                raw: String::new(),
+                canonical: st.into(),
+            },
             assignees: asg.into_iter().map(String::from).collect(),
             tags: TagSet::new(tags),
             priority: prio,
@@ -583,7 +785,9 @@ fn arb_base() -> impl Strategy<Value = Item> {
                 let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + Duration::days(d);
                 match h {
                     None => Due::Date(day),
-                    Some(h) => Due::DateTime(Utc.from_utc_datetime(&day.and_hms_opt(h, 30, 0).unwrap())),
+                    Some(h) => {
+                        Due::DateTime(Utc.from_utc_datetime(&day.and_hms_opt(h, 30, 0).unwrap()))
+                    }
                 }
             }),
             parent: None,
@@ -592,10 +796,24 @@ fn arb_base() -> impl Strategy<Value = Item> {
 
 fn arb_fields() -> impl Strategy<Value = FieldsConfig> {
     let opt = (
-        prop::sample::select(vec![Direction::Both, Direction::Both, Direction::AdoToClickup, Direction::ClickupToAdo, Direction::None]),
-        prop::sample::select(vec![ConflictPolicy::AdoWins, ConflictPolicy::ClickupWins, ConflictPolicy::NewestWins, ConflictPolicy::Manual]),
+        prop::sample::select(vec![
+            Direction::Both,
+            Direction::Both,
+            Direction::AdoToClickup,
+            Direction::ClickupToAdo,
+            Direction::None,
+        ]),
+        prop::sample::select(vec![
+            ConflictPolicy::AdoWins,
+            ConflictPolicy::ClickupWins,
+            ConflictPolicy::NewestWins,
+            ConflictPolicy::Manual,
+        ]),
     )
-        .prop_map(|(direction, conflict)| FieldOptions { direction, conflict });
+        .prop_map(|(direction, conflict)| FieldOptions {
+            direction,
+            conflict,
+        });
     prop::collection::vec(opt, 8).prop_map(|v| {
         let mut f = FieldsConfig::default();
         for (x, o) in Field::ALL.into_iter().zip(v) {
@@ -615,8 +833,18 @@ struct Edit {
 }
 
 fn arb_edit() -> impl Strategy<Value = Edit> {
-    (arb_base(), prop::sample::subsequence(Field::ALL.to_vec(), 0..=4), 0i64..120, prop::bool::weighted(0.1))
-        .prop_map(|(to, mask, secs, unknown_user)| Edit { to, mask: mask.into_iter().filter(|f| *f != Field::Parent).collect(), secs, unknown_user })
+    (
+        arb_base(),
+        prop::sample::subsequence(Field::ALL.to_vec(), 0..=4),
+        0i64..120,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(to, mask, secs, unknown_user)| Edit {
+            to,
+            mask: mask.into_iter().filter(|f| *f != Field::Parent).collect(),
+            secs,
+            unknown_user,
+        })
 }
 
 fn edit_sides(case: &mut LinkCase, ea: &Edit, ec: &Edit) {
@@ -691,4 +919,31 @@ proptest! {
             );
         }
     }
+}
+
+#[test]
+fn a_partially_applied_plan_is_finished_by_the_next_one() {
+    let mut case = linked(&base_item(), MappingConfig::default());
+    case.ado.title = "Renamed in ADO".into();
+    case.cu.tags.push("frontend".into());
+    let p = case.plan();
+    assert_eq!(writes(&p).len(), 2, "{p:?}");
+    // Only the ADO write lands (the ClickUp one failed or the daemon died).
+    let first = Plan {
+        actions: p.actions[..1].to_vec(),
+        issues: vec![],
+    };
+    assert!(matches!(first.actions[0], Action::UpdateAdo { .. }));
+    case.apply(&first);
+    let p2 = case.plan();
+    assert!(
+        ado_patch(&p2).is_none(),
+        "ADO already holds the tags: {p2:?}"
+    );
+    assert_eq!(
+        cu_patch(&p2).and_then(|x| x.name.as_deref()),
+        Some("Renamed in ADO")
+    );
+    case.apply(&p2);
+    assert!(case.plan().is_empty());
 }

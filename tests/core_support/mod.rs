@@ -11,7 +11,9 @@ use ado_clickup_sync::core::model::{
     AdoCreate, AdoPatch, AdoRecord, AdoStateCategory, ClickUpCreate, ClickUpPatch, ClickUpRecord,
     ClickUpStatusType, ClickUpUser,
 };
-use ado_clickup_sync::core::plan::{plan, Action, Limits, LinkSnapshot, Plan, PlanInput, ScopeCounts};
+use ado_clickup_sync::core::plan::{
+    plan, Action, Limits, LinkSnapshot, Plan, PlanInput, ScopeCounts,
+};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 
 pub const ADO_STATES: [(&str, AdoStateCategory); 5] = [
@@ -177,8 +179,11 @@ pub fn apply_cu(r: &ClickUpRecord, p: &ClickUpPatch) -> ClickUpRecord {
         r.status = name.to_string();
         r.status_type = *ty;
     }
-    r.assignees
-        .retain(|u| !p.assignees_rem.iter().any(|e| e.eq_ignore_ascii_case(&u.email)));
+    r.assignees.retain(|u| {
+        !p.assignees_rem
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&u.email))
+    });
     for e in &p.assignees_add {
         if !r.assignees.iter().any(|u| u.email.eq_ignore_ascii_case(e)) {
             r.assignees.push(cu_user(e));
@@ -206,9 +211,8 @@ pub fn apply_cu(r: &ClickUpRecord, p: &ClickUpPatch) -> ClickUpRecord {
             }
             Some((ms, false)) => {
                 let day = Utc.timestamp_millis_opt(ms).unwrap().date_naive();
-                let snapped = Utc.from_utc_datetime(
-                    &day.and_time(NaiveTime::from_hms_opt(4, 0, 0).unwrap()),
-                );
+                let snapped =
+                    Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(4, 0, 0).unwrap()));
                 r.due_date = Some(snapped.timestamp_millis());
                 r.due_date_time = Some(false);
             }
@@ -241,7 +245,11 @@ pub struct LinkCase {
 
 impl LinkCase {
     pub fn index(&self) -> LinkIndex {
-        LinkIndex::new([(self.snap.link, self.snap.ado_id, self.snap.clickup_id.clone())])
+        LinkIndex::new([(
+            self.snap.link,
+            self.snap.ado_id,
+            self.snap.clickup_id.clone(),
+        )])
     }
 
     pub fn plan(&self) -> Plan {
