@@ -761,7 +761,7 @@ fn vanished_counterpart_unlinks_or_mirrors() {
 fn arb_base() -> impl Strategy<Value = Item> {
     (
         prop::sample::select(vec!["Fix login", "Add export", "Löschen"]),
-        prop::sample::subsequence(vec!["First line.", "Second *line*.", "Third line."], 0..=3),
+        prop::sample::subsequence(vec!["First line.", "Second line.", "Third line."], 0..=3),
         prop::sample::select(vec!["open", "in_progress", "done", "closed", "removed"]),
         prop::sample::subsequence(MEMBERS.to_vec(), 0..=3),
         prop::sample::subsequence(vec!["api", "UI", "perf"], 0..=3),
@@ -946,4 +946,27 @@ fn a_partially_applied_plan_is_finished_by_the_next_one() {
     );
     case.apply(&p2);
     assert!(case.plan().is_empty());
+}
+
+#[test]
+fn clickup_users_unknown_to_ado_are_not_carried_over_and_are_left_alone() {
+    let mut case = linked(&base_item(), MappingConfig::default());
+    case.users = ado_clickup_sync::core::mapping::UserDirectory::new(
+        MEMBERS,
+        Some(vec!["alice@x.com".into(), "bob@x.com".into()]),
+    );
+    // carol is a ClickUp member with no ADO account.
+    case.cu.assignees.push(cu_user("carol@x.com"));
+    let p = case.plan();
+    assert!(writes(&p).is_empty(), "{p:?}");
+    assert!(p.issues.iter().any(|i| matches!(i, MappingIssue::UnknownUser { side: Side::ClickUp, email, .. } if email == "carol@x.com")));
+    // ADO moves to bob: ClickUp swaps alice for bob and keeps carol.
+    case.ado.assigned_to = Some("bob@x.com".into());
+    let p = case.plan();
+    let patch = cu_patch(&p).unwrap();
+    assert_eq!(patch.assignees_add, vec!["bob@x.com".to_string()]);
+    assert_eq!(patch.assignees_rem, vec!["alice@x.com".to_string()]);
+    case.apply(&p);
+    assert!(case.cu.assignees.iter().any(|u| u.email == "carol@x.com"));
+    assert!(writes(&case.plan()).is_empty());
 }

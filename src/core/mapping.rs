@@ -389,6 +389,10 @@ impl LinkIndex {
     pub fn clickup_of(&self, link: LinkId) -> Option<&ClickUpId> {
         self.by_link.get(&link).map(|(_, c)| c)
     }
+    /// `(link, ado id, clickup id)` in link order.
+    pub fn iter(&self) -> impl Iterator<Item = (LinkId, AdoId, &ClickUpId)> {
+        self.by_link.iter().map(|(l, (a, c))| (*l, *a, c))
+    }
     pub fn len(&self) -> usize {
         self.by_link.len()
     }
