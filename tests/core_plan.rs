@@ -558,6 +558,10 @@ fn first_link_writes_differences_and_keeps_a_replayable_base() {
     c.tags = vec!["y".into()];
     c.priority = Some(2);
     let p = new_items_plan(&[a], &[c], &LinkIndex::default(), Limits::default()).unwrap();
+    // Plans serialize (for audit / dry-run output) and read back unchanged.
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(json.contains(r#""action":"link""#), "{json}");
+    assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), p);
     let new = LinkRef::New {
         ado_id: 5,
         clickup_id: "k9".into(),
