@@ -1,2 +1,6 @@
 //! The sync core: pure decisions, no I/O, no clock (callers pass `now`), no wire DTOs.
+pub mod convert;
+pub mod mapping;
+pub mod merge;
 pub mod model;
+pub mod plan;
