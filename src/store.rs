@@ -30,8 +30,9 @@
 //! - `store::advance_cursors::mid`: inside [`Db::advance_cursors`], after the first cursor of
 //!   the pair is written.
 //!
-//! Configured with `return`, they make the operation fail (and roll back); with `panic`, the
-//! panic reaches the caller of [`Store::call`] after the transaction was rolled back.
+//! Configured with `return`, they make the operation fail with [`StoreError::Injected`] (and
+//! roll back); `return(PAIR)` fires only for that pair; with `panic`, the panic reaches the
+//! caller of [`Store::call`] after the transaction was rolled back.
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -750,7 +751,7 @@ impl DbLocation {
     /// refused with a clear error rather than ignored.
     pub fn parse(url: &str) -> Result<DbLocation> {
         let bad = |reason: &str| StoreError::BadUrl {
-            url: url.to_string(),
+            url: redact_url(url),
             reason: reason.to_string(),
         };
         let trimmed = url.trim();
@@ -822,6 +823,25 @@ impl DbLocation {
                 reason: "DATABASE_URL is not valid Unicode".into(),
             }),
         }
+    }
+}
+
+/// `url` with the password of any `scheme://user:password@host` part masked, so that a
+/// mistaken DATABASE_URL (e.g. a Postgres one) never puts a secret into an error or a log.
+fn redact_url(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &url[start..start + at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -1557,9 +1577,7 @@ impl Db {
             };
             let id = db.insert_link(&link.pair, link.ado_id, &link.clickup_id, now)?;
             db.store_base(id, &link.base, link.ado_rev, link.clickup_updated, now)?;
-            fail::fail_point!("store::record_link::before_commit", |_| Err(
-                StoreError::Injected("store::record_link::before_commit")
-            ));
+            failpoint("store::record_link::before_commit", &link.pair)?;
             if let Some(it) = pending {
                 let result = match it.target_side {
                     Side::Ado => link.ado_id.to_string(),
@@ -1602,9 +1620,7 @@ impl Db {
         self.atomic(|db| {
             for (i, (side, watermark)) in updates.iter().enumerate() {
                 if i > 0 {
-                    fail::fail_point!("store::advance_cursors::mid", |_| Err(
-                        StoreError::Injected("store::advance_cursors::mid")
-                    ));
+                    failpoint("store::advance_cursors::mid", pair)?;
                 }
                 db.conn
                     .prepare_cached(
@@ -2324,6 +2340,24 @@ pub mod queries {
         intent_cols!(),
         " FROM intents WHERE status = 'pending' AND (?1 IS NULL OR pair = ?1) ORDER BY id"
     );
+}
+
+/// Evaluates failpoint `name` (feature `failpoints`). Configured `return`, it fails the
+/// operation; `return(P)` fails it only for pair `P` (so tests can aim at one pair); other
+/// actions (`panic`, `sleep`, `pause`, …) behave as the `fail` crate says.
+#[cfg(feature = "failpoints")]
+fn failpoint(name: &'static str, pair: &str) -> Result<()> {
+    match fail::eval(name, |arg| arg) {
+        Some(None) => Err(StoreError::Injected(name)),
+        Some(Some(only)) if only == pair => Err(StoreError::Injected(name)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn failpoint(_name: &'static str, _pair: &str) -> Result<()> {
+    Ok(())
 }
 
 fn check_intent_matches(it: &Intent, link: &NewLink) -> Result<()> {

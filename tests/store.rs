@@ -971,6 +971,55 @@ fn a_file_database_survives_reopen_with_data_intact() {
     assert_eq!(db.pending_intents(None).unwrap()[0].source, ItemRef::Ado(3));
 }
 
+// ---- failpoints (feature `failpoints`) --------------------------------------------------------
+
+// Failpoints are process-global: each test aims its failpoint at its own pair with
+// `return(PAIR)`, so tests running in parallel on other pairs are not affected.
+#[cfg(feature = "failpoints")]
+#[test]
+fn failpoint_before_commit_rolls_back_the_link_and_keeps_the_intent() {
+    let pair = "fp-record";
+    let mut db = mem();
+    let intent = db
+        .create_intent(pair, &ItemRef::Ado(1), &json!({}), t(0))
+        .unwrap();
+    fail::cfg(
+        "store::record_link::before_commit",
+        &format!("return({pair})"),
+    )
+    .unwrap();
+    let res = db.record_link_with_snapshot(Some(intent), &new_link(pair, 1, "cu-1"), t(1));
+    fail::remove("store::record_link::before_commit");
+    assert!(matches!(res, Err(StoreError::Injected(_))), "{res:?}");
+    assert_eq!(db.link_by_ado(pair, 1).unwrap(), None);
+    assert_eq!(
+        db.intent(intent).unwrap().unwrap().status,
+        IntentStatus::Pending
+    );
+    db.record_link_with_snapshot(Some(intent), &new_link(pair, 1, "cu-1"), t(2))
+        .unwrap();
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn failpoint_mid_cursor_advance_leaves_the_old_cursors() {
+    let pair = "fp-cursor";
+    let mut db = mem();
+    db.advance_cursors(pair, &[(Side::Ado, 10), (Side::ClickUp, 20)], t(0))
+        .unwrap();
+    fail::cfg("store::advance_cursors::mid", &format!("return({pair})")).unwrap();
+    let res = db.advance_cursors(pair, &[(Side::Ado, 30), (Side::ClickUp, 40)], t(1));
+    fail::remove("store::advance_cursors::mid");
+    assert!(matches!(res, Err(StoreError::Injected(_))), "{res:?}");
+    assert_eq!(
+        db.cursors(pair).unwrap(),
+        Cursors {
+            ado: Some(10),
+            clickup: Some(20)
+        }
+    );
+}
+
 // ---- the async facade -------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
