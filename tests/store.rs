@@ -93,6 +93,34 @@ fn migrations_are_tracked_and_idempotent_on_reopen() {
 }
 
 #[test]
+fn a_second_process_waits_for_the_writer_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = DbLocation::File(dir.path().join("sync.db"));
+    let mut daemon = Db::open(&loc).unwrap();
+    let mut cli = Db::open(&loc).unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        daemon
+            .atomic(|db| {
+                db.insert_link("p", 1, "a", t(0))?;
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            })
+            .unwrap();
+    });
+    locked_rx.recv().unwrap();
+    // The write lock is held: this waits (busy timeout) and then succeeds.
+    let c = cli.resolve_conflict(1, Resolution::TakeAdo, t(1));
+    assert!(matches!(c, Err(StoreError::ConflictNotFound(1))), "{c:?}");
+    cli.insert_link("p", 2, "b", t(1)).unwrap();
+    writer.join().unwrap();
+    assert_eq!(cli.count_active_links("p").unwrap(), 2);
+    // Readers never wait for the writer (WAL): status works during a write.
+    assert_eq!(cli.status(t(2), 1).unwrap().pairs[0].links_active, 2);
+}
+
+#[test]
 fn an_empty_file_is_migrated_and_a_foreign_or_newer_db_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
 
