@@ -1209,8 +1209,13 @@ impl Db {
         let all = migrations()?;
         let latest = all.last().map(|(v, _)| *v).unwrap_or(0);
         let location = self.location.to_string();
+        // The common case, an up-to-date file, takes no write lock (so `status` opening next to
+        // a busy daemon does not queue behind its writes).
+        if self.schema_version()? == latest {
+            return Ok(());
+        }
         // Another process may be migrating the same file: the immediate transaction waits for
-        // it, and the version is read inside the transaction.
+        // it, and the version is read again inside the transaction.
         self.atomic(|db| {
             let found = db.schema_version()?;
             if found > latest {
