@@ -3,3 +3,4 @@
 //! invariant is kept.
 pub mod core;
 pub mod sim;
+pub mod store;
