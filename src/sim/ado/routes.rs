@@ -524,17 +524,18 @@ fn read_opts(
             )
         }
     };
-    let omit =
-        match policy.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("fail") => false,
-            Some("omit") => true,
-            Some(other) => return Err(AdoError::bad_request(
+    let omit = match policy.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("fail") => false,
+        Some("omit") => true,
+        Some(other) => {
+            return Err(AdoError::bad_request(
                 "VssPropertyValidationException",
                 format!(
                     "The value '{other}' is not valid for errorPolicy. Valid values: Fail, Omit."
                 ),
-            )),
-        };
+            ))
+        }
+    };
     Ok(ReadOpts {
         fields,
         expand: expand_v.unwrap_or_default(),
