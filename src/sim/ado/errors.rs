@@ -62,7 +62,7 @@ impl AdoError {
         e.custom = Some(json!({
             "RuleValidationErrors": [{
                 "fieldReferenceName": field_ref,
-                "fieldStatusFlags": codes.to_lowercase().replace(", ", ", "),
+                "fieldStatusFlags": codes.to_lowercase(),
                 "errorMessage": message,
                 "fieldStatusCode": 0,
                 "ruleValidationErrors": null

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::errors::{unauthorized, AdoError};
 use super::process;
-use super::state::{format_date, Expand, PatchOp, SimWorkItem, Target, WriteCtx};
+use super::state::{Expand, PatchOp, SimWorkItem, Target, WriteCtx};
 use super::wiql;
 use super::{Inner, RateLimitMode};
 use crate::sim::common::lock;
@@ -35,7 +35,7 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+        if b[i] == b'%' && i + 2 < b.len() {
             if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
                 out.push(v);
                 i += 3;
@@ -1042,9 +1042,4 @@ fn work_item_types(inner: &Inner, ty: Option<&str>, sub: Option<&str>, depth: us
         }
         _ => Err(not_found_route("workitemtypes")),
     }
-}
-
-#[allow(dead_code)]
-fn iso(t: DateTime<Utc>) -> String {
-    format_date(t)
 }
