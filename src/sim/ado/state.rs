@@ -704,13 +704,17 @@ impl Store {
                             }
                         }
                     } else if path == "/relations/-" && kind == "add" {
-                        let rel: SimRelation =
+                        let mut rel: SimRelation =
                             serde_json::from_value(value.clone()).map_err(|e| {
                                 patch_error(format!(
                                     "VS403359: The relation value is invalid: {e}."
                                 ))
                             })?;
                         self.check_relation(&item, &rel)?;
+                        // Work item links always carry isLocked, as in every official example.
+                        if rel.rel.starts_with("System.LinkTypes.") {
+                            rel.attributes.entry("isLocked").or_insert(json!(false));
+                        }
                         item.relations.push(rel);
                     } else if let Some(idx) = path.strip_prefix("/relations/") {
                         let i: usize = idx.parse().map_err(|_| {
@@ -1367,6 +1371,7 @@ impl Store {
             out.insert(format!("System.IterationLevel{}", i + 1), json!(part));
         }
         out.insert("System.RevisedDate".into(), json!(revised));
+        out.insert("System.IsDeleted".into(), json!(false));
         if let Some(d) = fields.get("System.ChangedDate") {
             out.insert("System.AuthorizedDate".into(), d.clone());
         }
