@@ -949,6 +949,20 @@ async fn comments_api_pages_and_adding_bumps_rev_and_comment_count() {
             "<p>c0</p>"
         ]
     );
+    let (_, v) = t
+        .post(
+            &format!("{base}?format=markdown&api-version=7.1-preview.4"),
+            json!({"text": "**md**"}),
+        )
+        .await;
+    assert_eq!(v["format"], "markdown");
+    let (_, v) = t
+        .get(&format!(
+            "{base}?$top=1&order=asc&api-version=7.1-preview.4"
+        ))
+        .await;
+    assert_eq!(v["comments"][0]["text"], "<p>c0</p>");
+    assert_eq!(v["comments"][0]["format"], "html");
     let cid = item.comments[0].id;
     let (s, v, _) = t
         .call(
@@ -970,8 +984,8 @@ async fn comments_api_pages_and_adding_bumps_rev_and_comment_count() {
         .await;
     assert_eq!(s, StatusCode::OK);
     let (_, v) = t.get(&format!("{base}?api-version=7.1-preview.4")).await;
-    assert_eq!(v["totalCount"], 4);
-    assert_eq!(t.sim.item(id).unwrap().fields["System.CommentCount"], 4);
+    assert_eq!(v["totalCount"], 5);
+    assert_eq!(t.sim.item(id).unwrap().fields["System.CommentCount"], 5);
 }
 
 #[tokio::test]
@@ -1372,4 +1386,37 @@ async fn hundred_thousand_items_query_and_batch() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["value"][199]["fields"]["System.Title"], "item 199");
+}
+
+#[tokio::test]
+async fn validate_only_saves_nothing_and_long_descriptions_fit() {
+    let t = sim().await;
+    let id = t.create_id("Task", "v").await;
+    let (s, v) = t
+        .patch(
+            &format!("workitems/{id}?validateOnly=true&api-version=7.1"),
+            json!([{"op": "replace", "path": "/fields/System.Title", "value": "not saved"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fields"]["System.Title"], "not saved");
+    assert_eq!(v["rev"], 1);
+    assert_eq!(t.sim.item(id).unwrap().title(), "v");
+    let long = format!("<div>{}</div>", "é".repeat(1_000_000));
+    let (s, v) = t
+        .patch(
+            &format!("workitems/{id}?api-version=7.1"),
+            json!([{"op": "add", "path": "/fields/System.Description", "value": long}]),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "{}",
+        v.to_string().chars().take(300).collect::<String>()
+    );
+    assert_eq!(
+        t.sim.item(id).unwrap().description().map(str::len),
+        Some(long.len())
+    );
 }

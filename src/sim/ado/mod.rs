@@ -184,7 +184,7 @@ impl Inner {
     pub fn ui_comment(&self, id: i64, text: &str) -> Result<(), SimError> {
         let user = self.ui_user();
         lock(&self.store)
-            .add_comment(id, text, &user, &self.clock)
+            .add_comment(id, text, false, &user, &self.clock)
             .map(|_| ())
             .map_err(|_| SimError::NotFound(id))
     }
@@ -244,6 +244,8 @@ pub async fn start(opts: AdoSimOptions) -> Result<AdoSim, SimError> {
     let app = control::router(inner.clone())
         .fallback(routes::dispatch)
         .with_state(inner.clone())
+        // Long text fields may hold up to 1M characters (FACTS §2c).
+        .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .layer(axum::middleware::from_fn_with_state(observer, observe));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

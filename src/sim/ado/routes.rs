@@ -908,7 +908,14 @@ fn comments(inner: &Inner, req: &Req, id: i64, cid: Option<i64>) -> Res {
         }
         ("POST", None) => {
             let text = comment_text(req)?;
-            let c = store.add_comment(id, &text, &user, &inner.clock)?;
+            let c = store.add_comment(
+                id,
+                &text,
+                req.q("format")
+                    .is_some_and(|f| f.eq_ignore_ascii_case("markdown")),
+                &user,
+                &inner.clock,
+            )?;
             ok(store.comment_json(urls, id, &c))
         }
         ("GET", Some(c)) => {

@@ -66,6 +66,13 @@ pub struct SimComment {
     pub modified_by: String,
     pub modified_date: String,
     pub is_deleted: bool,
+    /// `html` (default) or `markdown`, as the comment was written (`?format=`).
+    #[serde(default = "html_format")]
+    pub format: String,
+}
+
+fn html_format() -> String {
+    "html".to_string()
 }
 
 /// A work item as stored: identity fields are `"Name <email>"` strings; fields the service
@@ -1006,6 +1013,7 @@ impl Store {
             modified_by: actor.to_string(),
             modified_date: stamp.to_string(),
             is_deleted: false,
+            format: html_format(),
         }
     }
 
@@ -1054,6 +1062,7 @@ impl Store {
         &mut self,
         id: i64,
         text: &str,
+        markdown: bool,
         actor: &SimUser,
         clock: &SimClock,
     ) -> Result<SimComment, AdoError> {
@@ -1062,7 +1071,10 @@ impl Store {
             .ok_or_else(|| AdoError::not_found(id))?
             .clone();
         let stamp = format_date(clock.stamp());
-        let c = self.new_comment(text, &actor.stored(), &stamp);
+        let mut c = self.new_comment(text, &actor.stored(), &stamp);
+        if markdown {
+            c.format = "markdown".into();
+        }
         item.comments.push(c.clone());
         item.fields.insert("System.History".into(), json!(text));
         let n = item.comment_count();
@@ -1471,7 +1483,7 @@ impl Store {
             "modifiedBy": urls.identity(&c.modified_by),
             "modifiedDate": c.modified_date,
             "isDeleted": c.is_deleted,
-            "format": "html",
+            "format": c.format,
             "mentions": [],
             "url": urls.project_scoped(&format!("workItems/{item_id}/comments/{}", c.id))
         })
