@@ -727,7 +727,12 @@ async fn wiql_result_cap_and_top() {
             deleted: false,
         })
         .collect();
-    t.sim.seed(AdoSeed { work_items: items }).unwrap();
+    t.sim
+        .seed(AdoSeed {
+            work_items: items,
+            ..Default::default()
+        })
+        .unwrap();
     let q = "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project ORDER BY [System.ChangedDate] ASC, [System.Id] ASC";
     for params in ["", "&$top=20000", "&$top=0"] {
         let (s, v) = t.wiql(q, params).await;
@@ -1372,7 +1377,12 @@ async fn hundred_thousand_items_query_and_batch() {
             deleted: false,
         })
         .collect();
-    t.sim.seed(AdoSeed { work_items: items }).unwrap();
+    t.sim
+        .seed(AdoSeed {
+            work_items: items,
+            ..Default::default()
+        })
+        .unwrap();
     let (s, v) = t.wiql("SELECT [System.Id] FROM WorkItems WHERE [System.State] = 'Active' AND [System.WorkItemType] = 'Task' ORDER BY [System.Id] DESC", "").await;
     assert_eq!(s, StatusCode::OK);
     let ids = ids_of(&v);
@@ -1418,5 +1428,49 @@ async fn validate_only_saves_nothing_and_long_descriptions_fit() {
     assert_eq!(
         t.sim.item(id).unwrap().description().map(str::len),
         Some(long.len())
+    );
+}
+
+#[tokio::test]
+async fn seeded_custom_fields_are_writable_and_queryable_and_parent_seeds_a_link() {
+    let t = sim().await;
+    let seed: AdoSeed = serde_json::from_value(json!({
+        "custom_fields": ["Custom.ClickUpId"],
+        "work_items": [
+            {"id": 10, "type": "Epic", "fields": {"System.Title": "epic"}},
+            {"id": 11, "type": "Feature", "fields": {"System.Title": "feature", "System.Parent": 10}}
+        ]
+    }))
+    .unwrap();
+    t.sim.seed(seed).unwrap();
+    assert_eq!(t.sim.item(11).unwrap().parent(), Some(10));
+    assert!(t
+        .sim
+        .item(10)
+        .unwrap()
+        .relations
+        .iter()
+        .any(|r| r.rel == "System.LinkTypes.Hierarchy-Forward"));
+    let (s, v) = t
+        .patch(
+            "workitems/11?api-version=7.1",
+            json!([{"op": "add", "path": "/fields/Custom.ClickUpId", "value": "86abc"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = t
+        .wiql(
+            "SELECT [System.Id] FROM WorkItems WHERE [Custom.ClickUpId] = '86abc'",
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids_of(&v), vec![11]);
+    let (_, v) = t
+        .get("workitems/11?fields=System.Parent,Custom.ClickUpId&api-version=7.1")
+        .await;
+    assert_eq!(
+        v["fields"],
+        json!({"System.Parent": 10, "Custom.ClickUpId": "86abc"})
     );
 }

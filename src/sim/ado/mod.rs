@@ -191,7 +191,7 @@ impl Inner {
 
     pub fn seed(&self, seed: AdoSeed) -> Result<Vec<i64>, SimError> {
         lock(&self.store)
-            .seed(seed, &self.opts.project, &self.clock)
+            .seed(seed, &self.urls, &self.clock)
             .map_err(SimError::Invalid)
     }
 

@@ -435,7 +435,9 @@ fn wiql_query(inner: &Inner, req: &Req, project_scoped: bool) -> Res {
     }
     let time_precision = req.flag("timePrecision");
     let top = req.int("$top")?;
-    let q = wiql::parse(&text).map_err(|e| AdoError::bad_request(e.type_key, e.message))?;
+    let custom = lock(&inner.store).custom_fields();
+    let q = wiql::parse_with(&text, &custom)
+        .map_err(|e| AdoError::bad_request(e.type_key, e.message))?;
     let as_of = inner.clock.now();
     let ctx = wiql::Ctx {
         project: &inner.opts.project,

@@ -354,6 +354,10 @@ pub enum Target<'a> {
 /// Seed data for the store (also the format of `sim --seed FILE`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdoSeed {
+    /// Custom fields of the project (e.g. `Custom.ClickUpId`), string-typed; fields used in
+    /// `work_items` that the process does not know are added too.
+    #[serde(default)]
+    pub custom_fields: Vec<String>,
     #[serde(default)]
     pub work_items: Vec<SeedItem>,
 }
@@ -414,6 +418,10 @@ impl Store {
     pub fn reset(&mut self) {
         let users = std::mem::take(&mut self.users);
         *self = Store::new(users);
+    }
+
+    pub fn custom_fields(&self) -> Vec<String> {
+        self.extra_fields.iter().cloned().collect()
     }
 
     pub fn live(&self, id: i64) -> Option<&SimWorkItem> {
@@ -1178,9 +1186,14 @@ impl Store {
     pub fn seed(
         &mut self,
         seed: AdoSeed,
-        project: &str,
+        urls: &Urls,
         clock: &SimClock,
     ) -> Result<Vec<i64>, String> {
+        for f in &seed.custom_fields {
+            if self.field_known(f).is_none() {
+                self.extra_fields.insert(f.clone());
+            }
+        }
         let mut ids = Vec::with_capacity(seed.work_items.len());
         let mut parents = Vec::new();
         for s in seed.work_items {
@@ -1193,7 +1206,18 @@ impl Store {
             let stamp = format_date(clock.stamp());
             let creator = self.users.first().map(SimUser::stored).unwrap_or_default();
             let mut fields = Map::new();
-            for (k, v) in s.fields {
+            let mut relations = s.relations;
+            let mut seed_fields = s.fields;
+            if let Some(p) = seed_fields.remove("System.Parent").and_then(|v| v.as_i64()) {
+                if !relations.iter().any(|r| r.rel == PARENT_REL) {
+                    relations.push(SimRelation {
+                        rel: PARENT_REL.into(),
+                        url: urls.work_item(p),
+                        attributes: Map::from_iter([("isLocked".to_string(), json!(false))]),
+                    });
+                }
+            }
+            for (k, v) in seed_fields {
                 let (reference, kind) = match self.field_known(&k) {
                     Some((r, kind, _)) => (r, kind),
                     None => {
@@ -1243,8 +1267,8 @@ impl Store {
                     "System.Reason",
                     json!(process::reason_for(ty.name, None, state)),
                 ),
-                ("System.AreaPath", json!(project)),
-                ("System.IterationPath", json!(project)),
+                ("System.AreaPath", json!(urls.project)),
+                ("System.IterationPath", json!(urls.project)),
                 ("System.CreatedBy", json!(creator)),
                 ("System.ChangedBy", json!(creator)),
                 ("System.CreatedDate", json!(stamp)),
@@ -1290,7 +1314,7 @@ impl Store {
             for text in &s.comments {
                 comments.push(self.new_comment(text, &by, &changed));
             }
-            for r in &s.relations {
+            for r in &relations {
                 if r.rel == PARENT_REL {
                     if let Some(p) = r.target_id() {
                         parents.push((id, p, r.url.clone()));
@@ -1304,7 +1328,7 @@ impl Store {
                         id,
                         rev: 1,
                         fields,
-                        relations: s.relations,
+                        relations,
                         comments,
                     },
                     history: Vec::new(),

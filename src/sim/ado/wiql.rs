@@ -220,11 +220,19 @@ pub struct Query {
 
 struct Parser<'a> {
     src: &'a str,
+    custom: &'a [String],
     toks: Vec<Token>,
     pos: usize,
 }
 
-fn resolve_field(name: &str) -> Result<FieldRef, WiqlError> {
+fn resolve_field(name: &str, custom: &[String]) -> Result<FieldRef, WiqlError> {
+    if let Some(c) = custom.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+        return Ok(FieldRef {
+            reference: c.clone(),
+            name: c.clone(),
+            kind: Kind::String,
+        });
+    }
     match process::field(name) {
         Some(f) => Ok(FieldRef {
             reference: f.reference.to_string(),
@@ -277,8 +285,8 @@ impl<'a> Parser<'a> {
     }
     fn field(&mut self) -> Result<FieldRef, WiqlError> {
         match self.next().map(|t| t.tok) {
-            Some(Tok::Field(name)) => resolve_field(&name),
-            Some(Tok::Word(name)) if !name.starts_with('@') => resolve_field(&name),
+            Some(Tok::Field(name)) => resolve_field(&name, self.custom),
+            Some(Tok::Word(name)) if !name.starts_with('@') => resolve_field(&name, self.custom),
             _ => {
                 self.pos -= 1;
                 Err(self.unexpected("field name"))
@@ -500,8 +508,19 @@ impl<'a> Parser<'a> {
 }
 
 pub fn parse(src: &str) -> Result<Query, WiqlError> {
+    parse_with(src, &[])
+}
+
+/// Parses with the project's custom fields (string-typed) known besides the process fields.
+pub fn parse_with(src: &str, custom: &[String]) -> Result<Query, WiqlError> {
     let toks = lex(src)?;
-    Parser { src, toks, pos: 0 }.query()
+    Parser {
+        src,
+        custom,
+        toks,
+        pos: 0,
+    }
+    .query()
 }
 
 /// What a query is evaluated against.
