@@ -216,7 +216,10 @@ fn seed_from(sim: &AdoSim, items: &[Value]) -> AdoSeed {
             }
         })
         .collect();
-    AdoSeed { work_items }
+    AdoSeed {
+        work_items,
+        ..Default::default()
+    }
 }
 
 fn seed_example_items(c: &Ctx, rel: &str) {
