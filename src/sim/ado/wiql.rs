@@ -696,6 +696,11 @@ enum Cmp {
 
 impl Prepared {
     fn value(&self, row: &dyn Row, f: &FieldRef) -> Cmp {
+        self.value_at(row, f, self.time_precision)
+    }
+
+    /// `precise`: dates at ms (ordering always is), else by day (WHERE without timePrecision).
+    fn value_at(&self, row: &dyn Row, f: &FieldRef, precise: bool) -> Cmp {
         match f.reference.as_str() {
             "System.Id" => return Cmp::Num(row.id() as f64),
             "System.TeamProject" => return Cmp::Str(self.project.to_lowercase()),
@@ -706,7 +711,7 @@ impl Prepared {
         };
         match f.kind {
             Kind::Date => match date_ms(v) {
-                Some(ms) if self.time_precision => Cmp::Num(ms as f64),
+                Some(ms) if precise => Cmp::Num(ms as f64),
                 Some(ms) => Cmp::Num(ms.div_euclid(DAY_MS) as f64),
                 None => Cmp::Null,
             },
@@ -788,7 +793,10 @@ impl Prepared {
             .iter()
             .map(|r| {
                 (
-                    self.order.iter().map(|(f, _)| self.value(*r, f)).collect(),
+                    self.order
+                        .iter()
+                        .map(|(f, _)| self.value_at(*r, f, true))
+                        .collect(),
                     *r,
                 )
             })
@@ -954,5 +962,13 @@ mod tests {
             rows.iter().map(|r| r.id()).collect::<Vec<_>>(),
             vec![2, 3, 1]
         );
+        // Ordering uses full precision even when WHERE compares by day.
+        let q = parse("SELECT [System.Id] FROM WorkItems ORDER BY [System.ChangedDate]").unwrap();
+        let p = q.prepare(&ctx(false)).unwrap();
+        let late = row(1, json!({"System.ChangedDate": "2026-03-25T10:00:00Z"}));
+        let early = row(2, json!({"System.ChangedDate": "2026-03-25T09:00:00Z"}));
+        let mut rows: Vec<&dyn Row> = vec![&late, &early];
+        p.sort(&mut rows);
+        assert_eq!(rows.iter().map(|r| r.id()).collect::<Vec<_>>(), vec![2, 1]);
     }
 }
