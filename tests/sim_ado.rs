@@ -961,6 +961,17 @@ async fn comments_api_pages_and_adding_bumps_rev_and_comment_count() {
         )
         .await;
     assert_eq!(v["format"], "markdown");
+    let md_id = v["id"].as_i64().unwrap();
+    let (_, v) = t
+        .get(&format!(
+            "{base}/{md_id}?$expand=renderedText&api-version=7.1-preview.4"
+        ))
+        .await;
+    assert_eq!(v["text"], "**md**");
+    assert_eq!(
+        v["renderedText"].as_str().unwrap().trim(),
+        "<p><strong>md</strong></p>"
+    );
     let (_, v) = t
         .get(&format!(
             "{base}?$top=1&order=asc&api-version=7.1-preview.4"

@@ -829,6 +829,29 @@ fn comment_text(req: &Req) -> Result<String, AdoError> {
     })
 }
 
+/// `$expand=renderedText|renderedTextOnly|all` adds the comment as HTML.
+fn rendered(req: &Req, mut c: Value) -> Value {
+    let Some(e) = req.q("$expand").map(str::to_ascii_lowercase) else {
+        return c;
+    };
+    if !matches!(e.as_str(), "renderedtext" | "renderedtextonly" | "all") {
+        return c;
+    }
+    let text = c["text"].as_str().unwrap_or("").to_string();
+    let html = if c["format"] == "markdown" {
+        comrak::markdown_to_html(&text, &comrak::Options::default())
+    } else {
+        text
+    };
+    c["renderedText"] = json!(html);
+    if e == "renderedtextonly" {
+        if let Some(o) = c.as_object_mut() {
+            o.remove("text");
+        }
+    }
+    c
+}
+
 fn encode_token(offset: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("sim-comments:{offset}"))
 }
@@ -887,7 +910,7 @@ fn comments(inner: &Inner, req: &Req, id: i64, cid: Option<i64>) -> Res {
                 .iter()
                 .skip(offset)
                 .take(top)
-                .map(|c| store.comment_json(urls, id, c))
+                .map(|c| rendered(req, store.comment_json(urls, id, c)))
                 .collect();
             let mut v = json!({"totalCount": total, "count": page.len(), "comments": page});
             let next = offset + top;
@@ -932,7 +955,7 @@ fn comments(inner: &Inner, req: &Req, id: i64, cid: Option<i64>) -> Res {
                         format!("TF401531: Comment {c} does not exist."),
                     )
                 })?;
-            ok(store.comment_json(urls, id, found))
+            ok(rendered(req, store.comment_json(urls, id, found)))
         }
         ("PATCH", Some(c)) => {
             let text = comment_text(req)?;
