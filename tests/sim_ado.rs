@@ -1485,3 +1485,42 @@ async fn seeded_custom_fields_are_writable_and_queryable_and_parent_seeds_a_link
         json!({"System.Parent": 10, "Custom.ClickUpId": "86abc"})
     );
 }
+
+#[tokio::test]
+async fn as_of_reads_return_the_revision_current_at_that_time() {
+    let t = sim().await;
+    t.sim
+        .clock()
+        .freeze(chrono::DateTime::from_timestamp_millis(1_780_000_000_000));
+    let id = t.create_id("Task", "one").await;
+    t.sim.clock().advance(chrono::Duration::seconds(10));
+    t.patch(
+        &format!("workitems/{id}?api-version=7.1"),
+        json!([{"op": "replace", "path": "/fields/System.Title", "value": "two"}]),
+    )
+    .await;
+    let at = "2026-05-28T20:26:45Z"; // between the two revisions
+    let (s, v) = t
+        .get(&format!("workitems/{id}?asOf={at}&api-version=7.1"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["rev"].as_i64(), v["fields"]["System.Title"].as_str()),
+        (Some(1), Some("one"))
+    );
+    let (_, v) = t
+        .post(
+            "workitemsbatch?api-version=7.1",
+            json!({"ids": [id], "asOf": at, "fields": ["System.Title"]}),
+        )
+        .await;
+    assert_eq!(v["value"][0]["fields"]["System.Title"], "one");
+    let (s, _) = t
+        .get(&format!(
+            "workitems/{id}?asOf=2020-01-01T00:00:00Z&api-version=7.1"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "did not exist yet");
+    let (_, v) = t.get(&format!("workitems/{id}?api-version=7.1")).await;
+    assert_eq!(v["fields"]["System.Title"], "two");
+}

@@ -481,6 +481,7 @@ fn wiql_query(inner: &Inner, req: &Req, project_scoped: bool) -> Res {
 }
 
 struct ReadOpts {
+    as_of: Option<i64>,
     fields: Option<Vec<String>>,
     expand: Expand,
     omit: bool,
@@ -509,12 +510,19 @@ fn read_opts(
             "The expand parameter can not be used with the fields parameter.",
         ));
     }
-    if as_of.is_some() {
-        return Err(AdoError::bad_request(
-            "NotSupportedException",
-            "The simulator does not implement asOf reads.",
-        ));
-    }
+    let as_of = match as_of {
+        None => None,
+        Some(a) => Some(
+            DateTime::parse_from_rfc3339(a)
+                .map(|d| d.timestamp_millis())
+                .map_err(|_| {
+                    AdoError::bad_request(
+                        "VssPropertyValidationException",
+                        format!("The value '{a}' is not a valid date for asOf."),
+                    )
+                })?,
+        ),
+    };
     let fields = match fields {
         None => None,
         Some(list) => {
@@ -539,6 +547,7 @@ fn read_opts(
         }
     };
     Ok(ReadOpts {
+        as_of,
         fields,
         expand: expand_v.unwrap_or_default(),
         omit,
@@ -564,9 +573,13 @@ fn read_many(inner: &Inner, ids: &[i64], o: &ReadOpts) -> Res {
     let store = lock(&inner.store);
     let mut value = Vec::with_capacity(ids.len());
     for id in ids {
-        match store.live(*id) {
+        let found = match o.as_of {
+            Some(ms) => store.item_as_of(*id, ms),
+            None => store.live(*id).cloned(),
+        };
+        match found {
             Some(item) => {
-                value.push(store.render(&inner.urls, item, o.fields.as_deref(), o.expand, false))
+                value.push(store.render(&inner.urls, &item, o.fields.as_deref(), o.expand, false))
             }
             None if o.omit => value.push(Value::Null),
             None => return Err(AdoError::not_found(*id)),
@@ -635,8 +648,12 @@ fn get_one(inner: &Inner, req: &Req, id: i64) -> Res {
         req.q("asOf"),
     )?;
     let store = lock(&inner.store);
-    let item = store.live(id).ok_or_else(|| AdoError::not_found(id))?;
-    ok(store.render(&inner.urls, item, o.fields.as_deref(), o.expand, true))
+    let item = match o.as_of {
+        Some(ms) => store.item_as_of(id, ms),
+        None => store.live(id).cloned(),
+    }
+    .ok_or_else(|| AdoError::not_found(id))?;
+    ok(store.render(&inner.urls, &item, o.fields.as_deref(), o.expand, true))
 }
 
 fn patch_body(req: &Req) -> Result<Vec<PatchOp>, AdoError> {

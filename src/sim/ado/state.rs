@@ -1435,6 +1435,44 @@ impl Store {
         out
     }
 
+    /// The item as it was at `as_of_ms` (the latest revision changed at or before it);
+    /// `None` if it did not exist yet or is deleted.
+    pub fn item_as_of(&self, id: i64, as_of_ms: i64) -> Option<SimWorkItem> {
+        let rec = self.recs.get(&id).filter(|r| r.deleted.is_none())?;
+        let at = |f: &Map<String, Value>| {
+            f.get("System.ChangedDate")
+                .and_then(wiql::date_ms_ref)
+                .is_some_and(|ms| ms <= as_of_ms)
+        };
+        let (rev, fields, relations) = if at(&rec.item.fields) {
+            (
+                rec.item.rev,
+                rec.item.fields.clone(),
+                rec.item.relations.clone(),
+            )
+        } else {
+            let r = rec.history.iter().rev().find(|r| at(&r.fields))?;
+            (r.rev, r.fields.clone(), r.relations.clone())
+        };
+        let comments = rec
+            .item
+            .comments
+            .iter()
+            .filter(|c| {
+                DateTime::parse_from_rfc3339(&c.created_date)
+                    .is_ok_and(|d| d.timestamp_millis() <= as_of_ms)
+            })
+            .cloned()
+            .collect();
+        Some(SimWorkItem {
+            id,
+            rev,
+            fields,
+            relations,
+            comments,
+        })
+    }
+
     /// The work item JSON for reads and writes.
     pub fn render(
         &self,

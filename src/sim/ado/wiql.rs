@@ -590,6 +590,11 @@ fn parse_date_literal(s: &str) -> Option<(i64, bool)> {
 }
 
 /// Parses a stored date value (RFC 3339) to ms.
+pub fn date_ms_ref(v: &Value) -> Option<i64> {
+    date_ms(v)
+}
+
+/// Parses a stored date value (RFC 3339) to ms.
 pub fn date_ms(v: &Value) -> Option<i64> {
     v.as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
