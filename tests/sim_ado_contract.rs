@@ -20,7 +20,8 @@ const EXCLUDED: &[(&str, &str)] = &[
     ("workItems/GET_work_item_template.json", "templates are not used by the daemon"),
     ("recycleBin/GET__wit_recyclebin__id_.json", "api-version 1.0 capture with PascalCase keys (Name, Project, DeletedDate) that contradict the 7.1 spec's WorkItemDelete; not used by the daemon"),
     ("recycleBin/PATCH__wit_recyclebin_restore.json, DELETE__wit_recyclebin__id_.json", "restore/purge are not used by the daemon"),
-    ("revisions/*.json", "the daemon reads updates, not revisions (revisions have the WorkItem shape compared above)"),
+    ("revisions/* except GET__list_workitem_revisions.json", "paged/project-scope/single variants of the revisions list shape that is compared"),
+    ("updates/* except GET__list_of_workitem_updates.json", "paged/project-scope/single variants of the updates list shape that is compared"),
     ("tags/*, workItemRelationTypes/*, workItemTypeCategories/*, GET__wit_workItemTypes_Bug.json", "not used by the daemon"),
     ("comments/*_taskId_*", "old revision-based comments API (FACTS §11): already left out of ../shared"),
 ];
@@ -402,6 +403,14 @@ async fn updates_match_official_example() {
         "value[].relations.added[].attributes.name",
     ];
     assert_contract(rel, response_body(&ex), &v, &[], &attached);
+    assert_eq!(v["count"], 10);
+
+    let rel = "revisions/GET__list_workitem_revisions.json";
+    let ex = example(&c.dir, rel);
+    let v = c
+        .get(&format!("workItems/{id}/revisions?api-version=7.1"))
+        .await;
+    assert_contract(rel, response_body(&ex), &v, &[], &[]);
     assert_eq!(v["count"], 10);
 }
 
