@@ -1,6 +1,23 @@
 //! Azure DevOps Work Item Tracking simulator (REST 7.1), faithful to `../shared/api/ado/`.
 //!
-//! API paths: `{base}/{org}/{project}[/{team}]/_apis/wit/...`; control API under `/__sim/`.
+//! API paths: `{base}/{org}/{project}[/{team}]/_apis/wit/...` (also org-level reads), HTTP
+//! Basic auth with the PAT as password. Agile process (Epic, Feature, User Story, Task, Bug,
+//! Issue). Writes made through the API are authored by `users[0]` (the PAT's owner); "web UI"
+//! edits (`ui_*`, `/__sim/edit`...) by `users[1]`.
+//!
+//! Seed file (`AdoSeed`, JSON), e.g. for `sim --seed FILE` or `POST /__sim/seed`:
+//! `{"custom_fields": ["Custom.X"], "work_items": [{"id": 7, "type": "User Story",
+//! "fields": {"System.Title": "t", "System.Tags": "a; b", "System.AssignedTo": "email",
+//! "System.ChangedDate": "2026-01-01T00:00:00Z", "System.Parent": 3}, "relations": [],
+//! "comments": ["<p>html</p>"], "deleted": false}]}`. Seeded items are imported as rev 1
+//! without rules (like a migration); omitted system fields get the service's defaults.
+//!
+//! Control API (JSON, no auth, not logged or faulted): `POST /__sim/seed` (AdoSeed → `{ids}`),
+//! `POST /__sim/reset`, `POST /__sim/create {type, fields}` → `{id}`, `POST /__sim/edit
+//! {id, fields}`, `POST /__sim/relation {id, rel, url}`, `POST /__sim/delete {id}`,
+//! `POST /__sim/comment {id, text}`, `GET /__sim/state`, `GET|DELETE /__sim/log`,
+//! `GET|POST|DELETE /__sim/faults` (a `FaultRule`), `POST /__sim/clock {offset_ms?,
+//! freeze?: RFC 3339, unfreeze?: bool, advance_ms?}` → `{now}`.
 mod control;
 pub mod errors;
 pub mod process;
