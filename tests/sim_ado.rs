@@ -1524,3 +1524,40 @@ async fn as_of_reads_return_the_revision_current_at_that_time() {
     let (_, v) = t.get(&format!("workitems/{id}?api-version=7.1")).await;
     assert_eq!(v["fields"]["System.Title"], "two");
 }
+
+#[tokio::test]
+async fn connection_data_names_the_pat_owner_as_in_changed_by() {
+    let t = sim().await;
+    let url = format!("{}/fabrikam/_apis/connectionData", t.sim.base_url());
+    let r = t
+        .http
+        .get(format!("{url}?api-version=7.1"))
+        .header("Authorization", &t.auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "connectionData is a preview resource"
+    );
+    let v: Value = t
+        .http
+        .get(format!("{url}?api-version=7.1-preview.1"))
+        .header("Authorization", &t.auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created = t.create("Task", "mine").await;
+    assert_eq!(
+        v["authenticatedUser"]["id"],
+        created["fields"]["System.ChangedBy"]["id"]
+    );
+    assert_eq!(
+        v["authenticatedUser"]["properties"]["Account"]["$value"],
+        "sync-bot@fabrikam.example"
+    );
+}

@@ -317,6 +317,10 @@ fn route(inner: &Inner, path: &str, req: &Req) -> Res {
     let m = &req.method;
     let id_of = |s: &str| -> Result<i64, AdoError> { s.parse().map_err(|_| not_found_route(path)) };
     match (m.as_str(), l.as_slice()) {
+        ("GET", ["connectiondata"]) if !project_scoped => {
+            check_version(req, true)?;
+            connection_data(inner)
+        }
         ("POST", ["wit", "wiql"]) => {
             check_version(req, false)?;
             if scope.len() == 3 || project_scoped {
@@ -399,6 +403,31 @@ fn route(inner: &Inner, path: &str, req: &Req) -> Res {
         }
         _ => Err(not_found_route(path)),
     }
+}
+
+/// Who the PAT belongs to (`GET {org}/_apis/connectionData`, preview): the same identity id
+/// as in `System.ChangedBy` of the writes made with it, so a client can recognise its own edits.
+fn connection_data(inner: &Inner) -> Res {
+    let me = inner.api_user();
+    let ident = inner.urls.identity(&me.stored());
+    let user = json!({
+        "id": ident["id"],
+        "descriptor": format!("Microsoft.IdentityModel.Claims.ClaimsIdentity;{}", me.email),
+        "subjectDescriptor": ident["descriptor"],
+        "providerDisplayName": me.display_name,
+        "isActive": true,
+        "properties": {"Account": {"$type": "System.String", "$value": me.email}},
+        "resourceVersion": 2,
+        "metaTypeId": 0
+    });
+    ok(json!({
+        "authenticatedUser": user,
+        "authorizedUser": user,
+        "instanceId": super::state::guid(&format!("instance:{}", inner.opts.org)),
+        "deploymentId": super::state::guid(&format!("deployment:{}", inner.opts.org)),
+        "deploymentType": "hosted",
+        "locationServiceData": {"serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7", "defaultAccessMappingMoniker": "PublicAccessMapping", "lastChangeId": 1, "lastChangeId64": 1}
+    }))
 }
 
 fn split_list(s: &str) -> Vec<String> {
