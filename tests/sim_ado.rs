@@ -615,6 +615,34 @@ async fn wiql_operators_macros_and_ordering() {
         )
         .await;
     assert_eq!(ids_of(&v), vec![3]);
+    let (_, v) = t
+        .wiql(
+            "SELECT [System.Id] FROM WorkItems WHERE [System.ChangedDate] >= @StartOfDay - 1",
+            "",
+        )
+        .await;
+    assert_eq!(ids_of(&v), vec![1, 2, 3]);
+    t.sim
+        .ui_edit(
+            4,
+            obj(json!({"System.AssignedTo": "sync-bot@fabrikam.example"})),
+        )
+        .unwrap();
+    t.sim
+        .ui_edit(
+            3,
+            obj(json!({"System.AssignedTo": "mateo@fabrikam.example"})),
+        )
+        .unwrap();
+    let (_, v) = t
+        .wiql(
+            "SELECT [System.Id] FROM WorkItems WHERE [System.AssignedTo] = @Me",
+            "",
+        )
+        .await;
+    assert_eq!(ids_of(&v), vec![4]);
+    let (_, v) = t.wiql("SELECT [System.Id] FROM WorkItems WHERE [System.AssignedTo] = 'mateo@fabrikam.example'", "").await;
+    assert_eq!(ids_of(&v), vec![3]);
     let (s, v) = t
         .wiql(
             "SELECT [System.Id] FROM WorkItems WHERE [System.Bogus] = 1",

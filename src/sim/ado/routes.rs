@@ -468,8 +468,10 @@ fn wiql_query(inner: &Inner, req: &Req, project_scoped: bool) -> Res {
     let q = wiql::parse_with(&text, &custom)
         .map_err(|e| AdoError::bad_request(e.type_key, e.message))?;
     let as_of = inner.clock.now();
+    let me = inner.api_user().stored();
     let ctx = wiql::Ctx {
         project: &inner.opts.project,
+        me: &me,
         now_ms: as_of.timestamp_millis(),
         time_precision,
     };

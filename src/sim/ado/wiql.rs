@@ -189,7 +189,9 @@ pub enum Literal {
     Str(String),
     Num(f64),
     Project,
-    /// `@today` plus this many days.
+    /// `@Me`: the caller.
+    Me,
+    /// `@today` / `@StartOfDay` plus this many days.
     Today(i64),
 }
 
@@ -481,7 +483,10 @@ impl<'a> Parser<'a> {
                 }
             },
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("@project") => Ok(Literal::Project),
-            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("@today") => {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("@me") => Ok(Literal::Me),
+            Some(Tok::Word(w))
+                if w.eq_ignore_ascii_case("@today") || w.eq_ignore_ascii_case("@startofday") =>
+            {
                 let sign = match self.peek() {
                     Some(Tok::Plus) => 1,
                     Some(Tok::Minus) => -1,
@@ -526,6 +531,8 @@ pub fn parse_with(src: &str, custom: &[String]) -> Result<Query, WiqlError> {
 /// What a query is evaluated against.
 pub struct Ctx<'a> {
     pub project: &'a str,
+    /// The caller as stored in identity fields (`Name <email>`), for `@Me`.
+    pub me: &'a str,
     pub now_ms: i64,
     pub time_precision: bool,
 }
@@ -680,6 +687,7 @@ fn bind_literal(c: &Cond, lit: &Literal, ctx: &Ctx) -> Result<Bound, WiqlError> 
             Literal::Str(s) => Ok(Bound::Str(s.to_lowercase())),
             Literal::Num(n) => Ok(Bound::Str(n.to_string())),
             Literal::Project => Ok(Bound::Str(ctx.project.to_lowercase())),
+            Literal::Me => Ok(Bound::Str(ctx.me.to_lowercase())),
             Literal::Today(_) => Err(bad_value(c)),
         },
     }
@@ -878,6 +886,7 @@ mod tests {
     fn ctx(tp: bool) -> Ctx<'static> {
         Ctx {
             project: "Fabrikam-Fiber",
+            me: "Sync Bot <sync-bot@fabrikam.example>",
             now_ms: 1_780_000_000_000,
             time_precision: tp,
         }
