@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 pub use ratelimit::RateLimit;
 pub use state::{
     default_statuses, ApiError, ClickUpSeed, SeedTask, SimCustomField, SimList, SimMember,
-    SimStatus, SimTask, SimTaskEdit, SimTaskInput,
+    SimListStatus, SimStatus, SimTask, SimTaskEdit, SimTaskInput,
 };
 
 use crate::core::model::ClickUpStatusType;

@@ -62,6 +62,24 @@ pub struct SimList {
     pub folder_name: String,
     #[serde(default = "default_space_id")]
     pub space_id: String,
+    /// The List's own description, colour status, priority and due date (not its tasks').
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub list_status: Option<SimListStatus>,
+    #[serde(default)]
+    pub list_priority: Option<u8>,
+    #[serde(default)]
+    pub due_ms: Option<i64>,
+}
+
+/// A List's colour status (`status` of Get List), distinct from task statuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimListStatus {
+    pub status: String,
+    pub color: String,
+    #[serde(default)]
+    pub hide_label: bool,
 }
 
 fn default_folder_id() -> String {
@@ -86,6 +104,10 @@ impl SimList {
             folder_id: default_folder_id(),
             folder_name: default_folder_name(),
             space_id: default_space_id(),
+            content: String::new(),
+            list_status: None,
+            list_priority: None,
+            due_ms: None,
         }
     }
     pub fn status(&self, name: &str) -> Option<&SimStatus> {
@@ -1284,12 +1306,15 @@ impl State {
             "id": l.id,
             "name": l.name,
             "orderindex": 0,
-            "content": "",
-            "status": null,
-            "priority": null,
+            "content": l.content,
+            "status": l.list_status,
+            "priority": l.list_priority.map(|p| {
+                let full = priority_json(p);
+                json!({"priority": full["priority"], "color": full["color"]})
+            }),
             "assignee": null,
             "task_count": count,
-            "due_date": null,
+            "due_date": l.due_ms.map(|d| d.to_string()),
             "due_date_time": false,
             "start_date": null,
             "start_date_time": null,
