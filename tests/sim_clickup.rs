@@ -123,10 +123,16 @@ async fn auth_is_a_bare_personal_token_and_bearer_is_refused() {
     assert_eq!(v["user"]["id"], 81000001);
     let (s, v) = send(Some("Bearer pk_sim_token")).await;
     assert_eq!(s, 401);
-    assert_eq!(v, json!({"err": "Oauth token not found", "ECODE": "OAUTH_019"}));
+    assert_eq!(
+        v,
+        json!({"err": "Oauth token not found", "ECODE": "OAUTH_019"})
+    );
     let (s, v) = send(Some("pk_wrong")).await;
     assert_eq!(s, 401);
-    assert_eq!(v, json!({"err": "Oauth token not found", "ECODE": "OAUTH_019"}));
+    assert_eq!(
+        v,
+        json!({"err": "Oauth token not found", "ECODE": "OAUTH_019"})
+    );
     let (s, v) = send(None).await;
     assert_eq!(s, 401);
     assert_eq!(v["ECODE"], "OAUTH_017");
@@ -185,9 +191,13 @@ async fn team_tasks_exclude_subtasks_closed_and_archived_by_default() {
         "archived tasks never come back from the team endpoint"
     );
     // statuses[] cannot bring back closed tasks without include_closed.
-    assert_eq!(env.team_ids("statuses[]=complete").await, Vec::<String>::new());
     assert_eq!(
-        env.team_ids("statuses[]=complete&include_closed=true").await,
+        env.team_ids("statuses[]=complete").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        env.team_ids("statuses[]=complete&include_closed=true")
+            .await,
         vec![closed]
     );
     assert_eq!(env.team_ids(&format!("parent={top}")).await, vec![sub]);
@@ -211,14 +221,20 @@ async fn team_tasks_page_by_100_with_last_page() {
     };
     let seeded = env.sim.seed_ids(seed).unwrap();
     let mut all = Vec::new();
-    for (page, (len, last)) in [(100, false), (100, false), (50, true)].into_iter().enumerate() {
+    for (page, (len, last)) in [(100, false), (100, false), (50, true)]
+        .into_iter()
+        .enumerate()
+    {
         let (s, v) = env.get(&format!("/team/{TEAM}/task?page={page}")).await;
         assert_eq!(s, 200);
         assert_eq!(v["tasks"].as_array().unwrap().len(), len);
         assert_eq!(v["last_page"], last);
         all.extend(ids(&v));
     }
-    assert_eq!(all, seeded, "default order is by creation, pages do not overlap");
+    assert_eq!(
+        all, seeded,
+        "default order is by creation, pages do not overlap"
+    );
     let (_, v) = env.get(&format!("/team/{TEAM}/task?page=3")).await;
     assert_eq!(v["tasks"], json!([]));
     assert_eq!(v["last_page"], true);
@@ -249,8 +265,14 @@ async fn team_tasks_date_filters_are_strict_and_order_by_updated_reverses() {
         vec![a.clone(), c.clone()],
         "strict, and still in the default (created) order"
     );
-    assert_eq!(env.team_ids(&format!("date_updated_gt={uc}")).await, vec![a.clone()]);
-    assert_eq!(env.team_ids(&format!("date_updated_lt={uc}")).await, vec![b.clone()]);
+    assert_eq!(
+        env.team_ids(&format!("date_updated_gt={uc}")).await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        env.team_ids(&format!("date_updated_lt={uc}")).await,
+        vec![b.clone()]
+    );
     assert_eq!(
         env.team_ids("order_by=updated").await,
         vec![b.clone(), c.clone(), a.clone()]
@@ -265,8 +287,13 @@ async fn team_tasks_date_filters_are_strict_and_order_by_updated_reverses() {
         vec![b.clone(), c.clone()],
         "date_created_gt is strict"
     );
-    assert_eq!(env.team_ids("order_by=created&reverse=true").await, vec![c, b, a]);
-    let (s, v) = env.get(&format!("/team/{TEAM}/task?date_updated_gt=yesterday")).await;
+    assert_eq!(
+        env.team_ids("order_by=created&reverse=true").await,
+        vec![c, b, a]
+    );
+    let (s, v) = env
+        .get(&format!("/team/{TEAM}/task?date_updated_gt=yesterday"))
+        .await;
     assert_eq!(s, 400, "{v}");
 }
 
@@ -301,8 +328,13 @@ async fn team_tasks_filter_lists_and_statuses_and_markdown_only_when_asked() {
         vec![a.clone(), b.clone()],
         "the team endpoint only knows the bracketed array name"
     );
-    assert_eq!(env.team_ids("statuses[]=in%20progress").await, vec![a.clone()]);
-    let (_, v) = env.get(&format!("/team/{TEAM}/task?list_ids[]=901100")).await;
+    assert_eq!(
+        env.team_ids("statuses[]=in%20progress").await,
+        vec![a.clone()]
+    );
+    let (_, v) = env
+        .get(&format!("/team/{TEAM}/task?list_ids[]=901100"))
+        .await;
     let t = &v["tasks"][0];
     assert!(t.get("markdown_description").is_none());
     assert_eq!(t["description"], "bold link");
@@ -354,10 +386,16 @@ async fn list_tasks_home_list_archived_sweep_and_both_status_spellings() {
     assert_eq!(ids(&v), vec![a.clone(), b.clone()]);
     assert_eq!(v["last_page"], true);
     let (_, v) = env.get(&format!("/list/{LIST}/task?archived=true")).await;
-    assert_eq!(ids(&v), vec![arch], "archived=true gives only archived tasks");
+    assert_eq!(
+        ids(&v),
+        vec![arch],
+        "archived=true gives only archived tasks"
+    );
     let (_, v) = env.get(&format!("/list/{LIST}/task?statuses=review")).await;
     assert_eq!(ids(&v), vec![a.clone()]);
-    let (_, v) = env.get(&format!("/list/{LIST}/task?statuses[]=review")).await;
+    let (_, v) = env
+        .get(&format!("/list/{LIST}/task?statuses[]=review"))
+        .await;
     assert_eq!(ids(&v), vec![a]);
     let (s, v) = env.get("/list/999/task").await;
     assert_eq!(s, 404, "{v}");
@@ -392,7 +430,10 @@ async fn get_task_shape_and_markdown_only_on_request() {
     assert_eq!(t["status"]["orderindex"], 0);
     assert!(t["orderindex"].is_string());
     let created = t["date_created"].as_str().unwrap();
-    assert_eq!(created.parse::<i64>().unwrap(), env.sim.task(&id).unwrap().date_created_ms());
+    assert_eq!(
+        created.parse::<i64>().unwrap(),
+        env.sim.task(&id).unwrap().date_created_ms()
+    );
     assert!(t["date_updated"].is_string());
     assert_eq!(t["date_closed"], Value::Null);
     assert_eq!(t["tags"][0]["name"], "bug");
@@ -403,7 +444,10 @@ async fn get_task_shape_and_markdown_only_on_request() {
     assert_eq!(t["list"]["id"], LIST);
     assert_eq!(t["team_id"], TEAM);
     assert_eq!(t["custom_fields"][0]["name"], "ADO Link");
-    assert!(t["custom_fields"][0].get("value").is_none(), "unset field has no value");
+    assert!(
+        t["custom_fields"][0].get("value").is_none(),
+        "unset field has no value"
+    );
     let (_, t) = env
         .get(&format!("/task/{id}?include_markdown_description=true"))
         .await;
@@ -417,13 +461,19 @@ async fn create_task_validates_like_clickup() {
     let (s, v) = env.post(&path, json!({"description": "no name"})).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["err"].is_string() && v["ECODE"].is_string());
-    let (s, _) = env.post(&path, json!({"name": "x", "status": "doing"})).await;
+    let (s, _) = env
+        .post(&path, json!({"name": "x", "status": "doing"}))
+        .await;
     assert_eq!(s, 400, "a status the List does not have");
-    let (s, _) = env.post(&path, json!({"name": "x", "status": "In Progress"})).await;
+    let (s, _) = env
+        .post(&path, json!({"name": "x", "status": "In Progress"}))
+        .await;
     assert_eq!(s, 400, "status names are case-sensitive");
     let (s, _) = env.post(&path, json!({"name": "x", "priority": 5})).await;
     assert_eq!(s, 400);
-    let (s, v) = env.post(&path, json!({"name": "x", "priority": null})).await;
+    let (s, v) = env
+        .post(&path, json!({"name": "x", "priority": null}))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(v["priority"], Value::Null);
     let (s, _) = env.post("/list/424242/task", json!({"name": "x"})).await;
@@ -460,7 +510,10 @@ async fn create_task_fields_markdown_wins_due_parent_tags_assignees_custom_field
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["markdown_description"], "**md**", "create answers with markdown");
+    assert_eq!(
+        v["markdown_description"], "**md**",
+        "create answers with markdown"
+    );
     assert_eq!(v["description"], "md");
     assert_eq!(v["status"]["status"], "in progress");
     assert_eq!(v["status"]["type"], "custom");
@@ -469,11 +522,24 @@ async fn create_task_fields_markdown_wins_due_parent_tags_assignees_custom_field
     assert_eq!(v["due_date"], due.to_string());
     assert_eq!(v["parent"], json!(parent_id));
     assert_eq!(v["top_level_parent"], json!(parent_id));
-    let tags: Vec<&str> = v["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let tags: Vec<&str> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(tags, ["alpha", "beta"]);
-    let ass: Vec<i64> = v["assignees"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    let ass: Vec<i64> = v["assignees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ass, [81000002, 81000003]);
-    assert_eq!(v["custom_fields"][0]["value"], "https://dev.azure.com/o/p/_workitems/edit/7");
+    assert_eq!(
+        v["custom_fields"][0]["value"],
+        "https://dev.azure.com/o/p/_workitems/edit/7"
+    );
     let stored = env.sim.task(v["id"].as_str().unwrap()).unwrap();
     assert_eq!(stored.markdown(), "**md**");
     assert_eq!(stored.due_ms(), Some(due));
@@ -481,17 +547,29 @@ async fn create_task_fields_markdown_wins_due_parent_tags_assignees_custom_field
 
     // A date-only due date snaps to 04:00 in the Workspace timezone (UTC here).
     let (_, v) = env
-        .post(&path, json!({"name": "dateonly", "due_date": due, "due_date_time": false}))
+        .post(
+            &path,
+            json!({"name": "dateonly", "due_date": due, "due_date_time": false}),
+        )
         .await;
-    assert_eq!(v["due_date"], (1_767_225_600_000i64 + 4 * 3_600_000).to_string());
+    assert_eq!(
+        v["due_date"],
+        (1_767_225_600_000i64 + 4 * 3_600_000).to_string()
+    );
 
     // The parent must be in the same List.
     let (s, _) = env
-        .post("/list/901200/task", json!({"name": "stray", "parent": parent_id}))
+        .post(
+            "/list/901200/task",
+            json!({"name": "stray", "parent": parent_id}),
+        )
         .await;
     assert_eq!(s, 400);
     let (s, _) = env
-        .post(&path, json!({"name": "bad field", "custom_fields": [{"id": "nope", "value": "x"}]}))
+        .post(
+            &path,
+            json!({"name": "bad field", "custom_fields": [{"id": "nope", "value": "x"}]}),
+        )
         .await;
     assert_eq!(s, 400);
 }
@@ -526,21 +604,34 @@ async fn update_task_ignores_tags_and_custom_fields_and_uses_assignee_add_rem() 
     assert_eq!(v["status"]["status"], "review");
     assert_eq!(v["priority"]["priority"], "low");
     let t = env.sim.task(&id).unwrap();
-    assert_eq!(t.tags(), ["keep"], "tags in the Update body are silently ignored");
+    assert_eq!(
+        t.tags(),
+        ["keep"],
+        "tags in the Update body are silently ignored"
+    );
     assert_eq!(t.custom_field(ADO_LINK_FIELD_ID), None, "custom fields too");
     assert_eq!(t.assignee_ids(), [81000003]);
     assert!(t.date_updated_ms() > before);
     assert_eq!(v["date_updated"], t.date_updated_ms().to_string());
 
     let (s, _) = env
-        .put(&format!("/task/{id}"), json!({"assignees": {"add": [81000004]}}))
+        .put(
+            &format!("/task/{id}"),
+            json!({"assignees": {"add": [81000004]}}),
+        )
         .await;
     assert_eq!(s, 400, "assignees needs both add and rem");
-    let (s, _) = env.put(&format!("/task/{id}"), json!({"assignees": [81000004]})).await;
+    let (s, _) = env
+        .put(&format!("/task/{id}"), json!({"assignees": [81000004]}))
+        .await;
     assert_eq!(s, 400);
-    let (s, _) = env.put(&format!("/task/{id}"), json!({"status": "nope"})).await;
+    let (s, _) = env
+        .put(&format!("/task/{id}"), json!({"status": "nope"}))
+        .await;
     assert_eq!(s, 400);
-    let (s, v) = env.put(&format!("/task/{id}"), json!({"priority": null})).await;
+    let (s, v) = env
+        .put(&format!("/task/{id}"), json!({"priority": null}))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(v["priority"], Value::Null);
     let (s, v) = env
@@ -550,7 +641,9 @@ async fn update_task_ignores_tags_and_custom_fields_and_uses_assignee_add_rem() 
     assert_eq!(v["status"]["type"], "closed");
     assert_eq!(v["date_closed"], v["date_updated"]);
     assert_eq!(v["date_done"], v["date_updated"]);
-    let (_, v) = env.put(&format!("/task/{id}"), json!({"archived": true})).await;
+    let (_, v) = env
+        .put(&format!("/task/{id}"), json!({"archived": true}))
+        .await;
     assert_eq!(v["archived"], true);
     assert!(env.sim.task(&id).unwrap().archived());
 }
@@ -565,7 +658,9 @@ async fn update_parent_cannot_be_null_but_can_move_within_the_list() {
         parent: Some(p1.clone()),
         ..Default::default()
     });
-    let (s, _) = env.put(&format!("/task/{c}"), json!({"parent": null})).await;
+    let (s, _) = env
+        .put(&format!("/task/{c}"), json!({"parent": null}))
+        .await;
     assert_eq!(s, 400);
     assert_eq!(env.sim.task(&c).unwrap().parent(), Some(p1.as_str()));
     let (s, v) = env.put(&format!("/task/{c}"), json!({"parent": p2})).await;
@@ -618,7 +713,9 @@ async fn tag_endpoints_answer_empty_object_and_bump_date_updated() {
     let env = Env::new().await;
     let id = env.create("t");
     let u0 = updated(&env, &id);
-    let (s, v) = env.post(&format!("/task/{id}/tag/needs%20review"), json!(null)).await;
+    let (s, v) = env
+        .post(&format!("/task/{id}/tag/needs%20review"), json!(null))
+        .await;
     assert_eq!((s, v), (StatusCode::OK, json!({})));
     let u1 = updated(&env, &id);
     assert!(u1 > u0);
@@ -636,25 +733,42 @@ async fn custom_field_endpoint_sets_value_bumps_date_and_refuses_foreign_fields(
     let u0 = updated(&env, &id);
     let link = "https://dev.azure.com/org/proj/_workitems/edit/42";
     let (s, v) = env
-        .post(&format!("/task/{id}/field/{ADO_LINK_FIELD_ID}"), json!({"value": link}))
+        .post(
+            &format!("/task/{id}/field/{ADO_LINK_FIELD_ID}"),
+            json!({"value": link}),
+        )
         .await;
     assert_eq!((s, v), (StatusCode::OK, json!({})));
     assert!(updated(&env, &id) > u0);
     let (_, t) = env.get(&format!("/task/{id}")).await;
-    assert_eq!(t["custom_fields"][0]["value"], link, "a url field's value is the string");
+    assert_eq!(
+        t["custom_fields"][0]["value"], link,
+        "a url field's value is the string"
+    );
     assert_eq!(t["custom_fields"][0]["type"], "url");
     let (s, v) = env
-        .post(&format!("/task/{id}/field/00000000-0000-0000-0000-000000000000"), json!({"value": "x"}))
+        .post(
+            &format!("/task/{id}/field/00000000-0000-0000-0000-000000000000"),
+            json!({"value": "x"}),
+        )
         .await;
     assert_eq!(s, 400);
     assert!(v["err"].is_string() && v["ECODE"].is_string() && v["message"].is_string());
     let (s, _) = env
-        .post(&format!("/task/{id}/field/{ADO_LINK_FIELD_ID}"), json!({"value": 5}))
+        .post(
+            &format!("/task/{id}/field/{ADO_LINK_FIELD_ID}"),
+            json!({"value": 5}),
+        )
         .await;
     assert_eq!(s, 400, "a url field takes a string");
-    let (s, _) = env.delete(&format!("/task/{id}/field/{ADO_LINK_FIELD_ID}")).await;
+    let (s, _) = env
+        .delete(&format!("/task/{id}/field/{ADO_LINK_FIELD_ID}"))
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(env.sim.task(&id).unwrap().custom_field(ADO_LINK_FIELD_ID), None);
+    assert_eq!(
+        env.sim.task(&id).unwrap().custom_field(ADO_LINK_FIELD_ID),
+        None
+    );
 }
 
 #[tokio::test]
@@ -663,11 +777,17 @@ async fn comments_newest_first_25_per_page_with_start_and_start_id() {
     let id = env.create("t");
     let u0 = updated(&env, &id);
     let (s, v) = env
-        .post(&format!("/task/{id}/comment"), json!({"comment_text": "first", "notify_all": false}))
+        .post(
+            &format!("/task/{id}/comment"),
+            json!({"comment_text": "first", "notify_all": false}),
+        )
         .await;
     assert_eq!(s, 200);
     assert!(v["id"].is_string() && v["hist_id"].is_string());
-    assert!(v["date"].is_i64(), "date is an integer in the create answer");
+    assert!(
+        v["date"].is_i64(),
+        "date is an integer in the create answer"
+    );
     assert!(updated(&env, &id) > u0, "a comment bumps date_updated");
     for i in 1..30 {
         env.sim.ui_comment(&id, &format!("c{i}")).unwrap();
@@ -712,7 +832,12 @@ async fn list_fields_team_and_user() {
         .collect();
     assert_eq!(
         st,
-        [("to do", "open"), ("in progress", "custom"), ("review", "custom"), ("complete", "closed")]
+        [
+            ("to do", "open"),
+            ("in progress", "custom"),
+            ("review", "custom"),
+            ("complete", "closed")
+        ]
     );
     assert!(l["statuses"][0]["orderindex"].is_i64());
     let (_, f) = env.get(&format!("/list/{LIST}/field")).await;
@@ -749,14 +874,39 @@ async fn every_change_bumps_date_updated_strictly_even_with_a_frozen_clock() {
     let mut last = updated(&env, &id);
     assert_eq!(last, 1_800_000_000_000);
     let edits = [
-        SimTaskEdit { name: Some("n".into()), ..Default::default() },
-        SimTaskEdit { tags_add: vec!["x".into()], ..Default::default() },
-        SimTaskEdit { status: Some("review".into()), ..Default::default() },
-        SimTaskEdit { priority: Some(Some(3)), ..Default::default() },
-        SimTaskEdit { due_ms: Some(Some(1_800_000_000_000)), due_time: Some(true), ..Default::default() },
-        SimTaskEdit { assignees_add: vec![81000002], ..Default::default() },
-        SimTaskEdit { custom_fields: [(ADO_LINK_FIELD_ID.to_string(), json!("https://a.example"))].into(), ..Default::default() },
-        SimTaskEdit { markdown: Some("body".into()), ..Default::default() },
+        SimTaskEdit {
+            name: Some("n".into()),
+            ..Default::default()
+        },
+        SimTaskEdit {
+            tags_add: vec!["x".into()],
+            ..Default::default()
+        },
+        SimTaskEdit {
+            status: Some("review".into()),
+            ..Default::default()
+        },
+        SimTaskEdit {
+            priority: Some(Some(3)),
+            ..Default::default()
+        },
+        SimTaskEdit {
+            due_ms: Some(Some(1_800_000_000_000)),
+            due_time: Some(true),
+            ..Default::default()
+        },
+        SimTaskEdit {
+            assignees_add: vec![81000002],
+            ..Default::default()
+        },
+        SimTaskEdit {
+            custom_fields: [(ADO_LINK_FIELD_ID.to_string(), json!("https://a.example"))].into(),
+            ..Default::default()
+        },
+        SimTaskEdit {
+            markdown: Some("body".into()),
+            ..Default::default()
+        },
     ];
     for e in edits {
         env.sim.ui_edit(&id, e.clone()).unwrap();
@@ -769,12 +919,24 @@ async fn every_change_bumps_date_updated_strictly_even_with_a_frozen_clock() {
     last = updated(&env, &id);
     // A no-op changes nothing.
     env.sim
-        .ui_edit(&id, SimTaskEdit { name: Some("n".into()), ..Default::default() })
+        .ui_edit(
+            &id,
+            SimTaskEdit {
+                name: Some("n".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(updated(&env, &id), last);
     let err = env
         .sim
-        .ui_edit(&id, SimTaskEdit { status: Some("bogus".into()), ..Default::default() })
+        .ui_edit(
+            &id,
+            SimTaskEdit {
+                status: Some("bogus".into()),
+                ..Default::default()
+            },
+        )
         .unwrap_err();
     assert!(err.to_string().contains(&id), "{err}");
 }
@@ -792,11 +954,21 @@ async fn ui_list_move_keeps_or_resets_status() {
         ..Default::default()
     });
     env.sim
-        .ui_edit(&id, SimTaskEdit { list_id: Some("901200".into()), ..Default::default() })
+        .ui_edit(
+            &id,
+            SimTaskEdit {
+                list_id: Some("901200".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let t = env.sim.task(&id).unwrap();
     assert_eq!(t.list_id(), "901200");
-    assert_eq!(t.status(), "to do", "a status the new List lacks falls back to its first");
+    assert_eq!(
+        t.status(),
+        "to do",
+        "a status the new List lacks falls back to its first"
+    );
     let (_, v) = env.get("/list/901200/task").await;
     assert_eq!(ids(&v), vec![id]);
 }
@@ -806,7 +978,10 @@ async fn ui_list_move_keeps_or_resets_status() {
 #[tokio::test]
 async fn rate_limit_per_token_with_headers_and_429() {
     let env = Env::with(ClickUpSimOptions {
-        rate_limit: RateLimit { limit: 3, window: Duration::from_millis(1500) },
+        rate_limit: RateLimit {
+            limit: 3,
+            window: Duration::from_millis(1500),
+        },
         oauth_token: Some("oauth_x".into()),
         ..Default::default()
     })
@@ -814,31 +989,77 @@ async fn rate_limit_per_token_with_headers_and_429() {
     let mut remaining = Vec::new();
     let mut reset = 0;
     for _ in 0..3 {
-        let r = env.http.get(env.url("/user")).header("Authorization", TOKEN).send().await.unwrap();
+        let r = env
+            .http
+            .get(env.url("/user"))
+            .header("Authorization", TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-ratelimit-limit"], "3");
-        remaining.push(r.headers()["x-ratelimit-remaining"].to_str().unwrap().to_string());
-        reset = r.headers()["x-ratelimit-reset"].to_str().unwrap().parse::<i64>().unwrap();
+        remaining.push(
+            r.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+        reset = r.headers()["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap();
     }
     assert_eq!(remaining, ["2", "1", "0"]);
     let now_s = chrono::Utc::now().timestamp();
-    assert!(reset >= now_s && reset <= now_s + 2, "reset {reset} is unix seconds, now {now_s}");
-    let r = env.http.get(env.url("/user")).header("Authorization", TOKEN).send().await.unwrap();
+    assert!(
+        reset >= now_s && reset <= now_s + 2,
+        "reset {reset} is unix seconds, now {now_s}"
+    );
+    let r = env
+        .http
+        .get(env.url("/user"))
+        .header("Authorization", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
-    let reset = r.headers()["x-ratelimit-reset"].to_str().unwrap().parse::<i64>().unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"err": "Rate limit reached", "ECODE": "APP_002"}));
+    let reset = r.headers()["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"err": "Rate limit reached", "ECODE": "APP_002"})
+    );
     // Another token has its own budget.
-    let r = env.http.get(env.url("/user")).header("Authorization", "Bearer oauth_x").send().await.unwrap();
+    let r = env
+        .http
+        .get(env.url("/user"))
+        .header("Authorization", "Bearer oauth_x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Waiting until X-RateLimit-Reset (whole seconds) is always enough.
     let wait_ms = reset * 1000 - chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_millis(wait_ms.max(0) as u64 + 20)).await;
-    let r = env.http.get(env.url("/user")).header("Authorization", TOKEN).send().await.unwrap();
+    let r = env
+        .http
+        .get(env.url("/user"))
+        .header("Authorization", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-ratelimit-remaining"], "2");
     // Changing the limit at run time.
-    env.sim.set_rate_limit(RateLimit { limit: 1, window: Duration::from_secs(60) });
+    env.sim.set_rate_limit(RateLimit {
+        limit: 1,
+        window: Duration::from_secs(60),
+    });
     let (s, _) = env.get("/user").await;
     assert_eq!(s, 200);
     let (s, _) = env.get("/user").await;
@@ -865,7 +1086,10 @@ async fn receiver(status: u16) -> (String, tokio::sync::mpsc::UnboundedReceiver<
                 for (k, v) in headers.iter() {
                     h.insert(k.clone(), v.clone());
                 }
-                let _ = tx.send(Hook { headers: h, body: body.to_vec() });
+                let _ = tx.send(Hook {
+                    headers: h,
+                    body: body.to_vec(),
+                });
                 axum::http::StatusCode::from_u16(status).unwrap()
             }
         }),
@@ -877,7 +1101,10 @@ async fn receiver(status: u16) -> (String, tokio::sync::mpsc::UnboundedReceiver<
 }
 
 async fn next_hook(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Hook>) -> Hook {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a delivery").unwrap()
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a delivery")
+        .unwrap()
 }
 
 fn hmac_hex(secret: &str, body: &[u8]) -> String {
@@ -892,19 +1119,29 @@ async fn webhooks_deliver_signed_task_events() {
     let env = Env::new().await;
     let (endpoint, mut rx) = receiver(200).await;
     let (s, v) = env
-        .post(&format!("/team/{TEAM}/webhook"), json!({"endpoint": endpoint, "events": "*"}))
+        .post(
+            &format!("/team/{TEAM}/webhook"),
+            json!({"endpoint": endpoint, "events": "*"}),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let secret = v["webhook"]["secret"].as_str().unwrap().to_string();
     let wid = v["id"].as_str().unwrap().to_string();
     assert_eq!(v["webhook"]["id"], json!(wid));
-    assert_eq!(v["webhook"]["health"], json!({"status": "active", "fail_count": 0}));
+    assert_eq!(
+        v["webhook"]["health"],
+        json!({"status": "active", "fail_count": 0})
+    );
     assert!(secret.len() >= 32);
 
     let id = env.create("hooked");
     let h = next_hook(&mut rx).await;
     let sig = h.headers["x-signature"].to_str().unwrap().to_string();
-    assert_eq!(sig, hmac_hex(&secret, &h.body), "X-Signature is hex HMAC-SHA256 of the raw body");
+    assert_eq!(
+        sig,
+        hmac_hex(&secret, &h.body),
+        "X-Signature is hex HMAC-SHA256 of the raw body"
+    );
     assert_eq!(sig, sig.to_lowercase());
     let p: Value = serde_json::from_slice(&h.body).unwrap();
     assert_eq!(p["event"], "taskCreated");
@@ -912,13 +1149,21 @@ async fn webhooks_deliver_signed_task_events() {
     assert_eq!(p["webhook_id"], json!(wid));
     assert!(p["history_items"].as_array().is_some_and(|h| !h.is_empty()));
     let p: Value = serde_json::from_slice(&next_hook(&mut rx).await.body).unwrap();
-    assert_eq!(p["event"], "taskStatusUpdated", "taskCreated also sends taskStatusUpdated");
+    assert_eq!(
+        p["event"], "taskStatusUpdated",
+        "taskCreated also sends taskStatusUpdated"
+    );
 
     // An API write and a UI edit both fire.
-    let (s, _) = env.put(&format!("/task/{id}"), json!({"name": "renamed"})).await;
+    let (s, _) = env
+        .put(&format!("/task/{id}"), json!({"name": "renamed"}))
+        .await;
     assert_eq!(s, 200);
     let h = next_hook(&mut rx).await;
-    assert_eq!(h.headers["x-signature"].to_str().unwrap(), hmac_hex(&secret, &h.body));
+    assert_eq!(
+        h.headers["x-signature"].to_str().unwrap(),
+        hmac_hex(&secret, &h.body)
+    );
     let p: Value = serde_json::from_slice(&h.body).unwrap();
     assert_eq!(p["event"], "taskUpdated");
     assert_eq!(p["history_items"][0]["field"], "name");
@@ -940,7 +1185,9 @@ async fn webhooks_deliver_signed_task_events() {
     assert_eq!((s, v), (StatusCode::OK, json!({})));
     env.create("after delete");
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
         "a deleted webhook gets nothing"
     );
 }
@@ -956,20 +1203,48 @@ async fn webhook_event_filter_and_410_suspends() {
     .await;
     let id = env.create("t");
     let p: Value = serde_json::from_slice(&next_hook(&mut rx).await.body).unwrap();
-    assert_eq!(p["event"], "taskStatusUpdated", "taskCreated was not subscribed");
-    env.sim.ui_edit(&id, SimTaskEdit { name: Some("x".into()), ..Default::default() }).unwrap();
-    env.sim.ui_edit(&id, SimTaskEdit { status: Some("review".into()), ..Default::default() }).unwrap();
+    assert_eq!(
+        p["event"], "taskStatusUpdated",
+        "taskCreated was not subscribed"
+    );
+    env.sim
+        .ui_edit(
+            &id,
+            SimTaskEdit {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    env.sim
+        .ui_edit(
+            &id,
+            SimTaskEdit {
+                status: Some("review".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let p: Value = serde_json::from_slice(&next_hook(&mut rx).await.body).unwrap();
     assert_eq!(p["event"], "taskStatusUpdated");
     assert_eq!(p["history_items"][0]["after"]["status"], "review");
 
     let (gone, mut gone_rx) = receiver(410).await;
-    env.post(&format!("/team/{TEAM}/webhook"), json!({"endpoint": gone, "events": "*"})).await;
+    env.post(
+        &format!("/team/{TEAM}/webhook"),
+        json!({"endpoint": gone, "events": "*"}),
+    )
+    .await;
     env.create("u");
     next_hook(&mut gone_rx).await;
     let mut suspended = false;
     for _ in 0..50 {
-        if env.sim.webhooks().iter().any(|(_, e, s)| *e == gone && s == "suspended") {
+        if env
+            .sim
+            .webhooks()
+            .iter()
+            .any(|(_, e, s)| *e == gone && s == "suspended")
+        {
             suspended = true;
             break;
         }
@@ -991,7 +1266,13 @@ async fn faults_and_request_log() {
         times: Some(1),
         probability: None,
     });
-    let r = env.http.get(env.url(&format!("/task/{id}"))).header("Authorization", TOKEN).send().await.unwrap();
+    let r = env
+        .http
+        .get(env.url(&format!("/task/{id}")))
+        .header("Authorization", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let (s, _) = env.get(&format!("/task/{id}")).await;
     assert_eq!(s, 200, "the fault was used up");
@@ -1002,7 +1283,13 @@ async fn faults_and_request_log() {
         times: Some(1),
         probability: None,
     });
-    let r = env.http.get(env.url("/team")).header("Authorization", TOKEN).send().await.unwrap();
+    let r = env
+        .http
+        .get(env.url("/team"))
+        .header("Authorization", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("x-ratelimit-reset"));
     assert_eq!(r.json::<Value>().await.unwrap()["ECODE"], "APP_002");
@@ -1013,7 +1300,13 @@ async fn faults_and_request_log() {
         times: Some(1),
         probability: None,
     });
-    let r = env.http.get(env.url("/user")).header("Authorization", TOKEN).send().await.unwrap();
+    let r = env
+        .http
+        .get(env.url("/user"))
+        .header("Authorization", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert!(serde_json::from_str::<Value>(&r.text().await.unwrap()).is_err());
     env.sim.faults().add(FaultRule {
         method: "GET".into(),
@@ -1022,7 +1315,12 @@ async fn faults_and_request_log() {
         times: Some(1),
         probability: None,
     });
-    let r = env.http.get(env.url("/user")).header("Authorization", TOKEN).send().await;
+    let r = env
+        .http
+        .get(env.url("/user"))
+        .header("Authorization", TOKEN)
+        .send()
+        .await;
     let failed = match r {
         Err(_) => true,
         Ok(r) => r.bytes().await.is_err(),
@@ -1038,7 +1336,10 @@ async fn faults_and_request_log() {
 #[tokio::test]
 async fn log_keeps_the_query_string() {
     let env = Env::new().await;
-    env.get(&format!("/team/{TEAM}/task?date_updated_gt=5&subtasks=true")).await;
+    env.get(&format!(
+        "/team/{TEAM}/task?date_updated_gt=5&subtasks=true"
+    ))
+    .await;
     let e = env.sim.log().entries();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].path, format!("/api/v2/team/{TEAM}/task"));
@@ -1052,7 +1353,10 @@ async fn clock_offset_shows_in_dates() {
     let id = env.create("skewed");
     let real = chrono::Utc::now().timestamp_millis();
     let d = env.sim.task(&id).unwrap().date_created_ms();
-    assert!((real - 3 * 3_600_000 - d).abs() < 5_000, "created {d}, real {real}");
+    assert!(
+        (real - 3 * 3_600_000 - d).abs() < 5_000,
+        "created {d}, real {real}"
+    );
 }
 
 // ---------------------------------------------------------------- control API
@@ -1068,24 +1372,65 @@ async fn control_api_seed_edit_state_faults_clock_ratelimit_reset() {
             {"list_id": LIST, "name": "child", "parent": "86seed001", "comments": ["old note"]}
         ]
     });
-    let r: Value = c.post(format!("{base}/__sim/seed")).json(&seed).send().await.unwrap().json().await.unwrap();
+    let r: Value = c
+        .post(format!("{base}/__sim/seed"))
+        .json(&seed)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["ids"][0], "86seed001");
     let t = env.sim.task("86seed001").unwrap();
     assert_eq!(t.date_updated_ms(), 1_700_000_000_000);
     assert_eq!(t.tags(), ["a"]);
-    let r = c.post(format!("{base}/__sim/edit")).json(&json!({"id": "86seed001", "status": "review", "priority": 2})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/__sim/edit"))
+        .json(&json!({"id": "86seed001", "status": "review", "priority": 2}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(env.sim.task("86seed001").unwrap().status(), "review");
     assert_eq!(env.sim.task("86seed001").unwrap().priority(), Some(2));
-    let r = c.post(format!("{base}/__sim/edit")).json(&json!({"id": "86seed001", "status": "nope"})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/__sim/edit"))
+        .json(&json!({"id": "86seed001", "status": "nope"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r: Value = c.post(format!("{base}/__sim/create")).json(&json!({"list_id": LIST, "name": "made"})).send().await.unwrap().json().await.unwrap();
+    let r: Value = c
+        .post(format!("{base}/__sim/create"))
+        .json(&json!({"list_id": LIST, "name": "made"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let made = r["id"].as_str().unwrap().to_string();
-    c.post(format!("{base}/__sim/comment")).json(&json!({"id": made, "text": "note"})).send().await.unwrap();
+    c.post(format!("{base}/__sim/comment"))
+        .json(&json!({"id": made, "text": "note"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(env.sim.comments(&made), ["note"]);
-    c.post(format!("{base}/__sim/delete")).json(&json!({"id": made})).send().await.unwrap();
+    c.post(format!("{base}/__sim/delete"))
+        .json(&json!({"id": made}))
+        .send()
+        .await
+        .unwrap();
     assert!(env.sim.task(&made).is_none());
-    let st: Value = c.get(format!("{base}/__sim/state")).send().await.unwrap().json().await.unwrap();
+    let st: Value = c
+        .get(format!("{base}/__sim/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["tasks"].as_array().unwrap().len(), 2);
     assert_eq!(st["lists"][0]["id"], LIST);
 
@@ -1096,29 +1441,64 @@ async fn control_api_seed_edit_state_faults_clock_ratelimit_reset() {
     assert_eq!(s, 500);
     c.post(format!("{base}/__sim/faults"))
         .json(&json!({"path_contains": "/user", "fault": {"kind": "status", "status": 500}}))
-        .send().await.unwrap();
-    c.delete(format!("{base}/__sim/faults")).send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
+    c.delete(format!("{base}/__sim/faults"))
+        .send()
+        .await
+        .unwrap();
     let (s, _) = env.get("/user").await;
     assert_eq!(s, 200);
-    let log: Value = c.get(format!("{base}/__sim/log")).send().await.unwrap().json().await.unwrap();
+    let log: Value = c
+        .get(format!("{base}/__sim/log"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let reqs = log["requests"].as_array().unwrap();
     assert_eq!(reqs.len(), 2, "control calls are not logged");
     assert_eq!(reqs[0]["status"], 500);
 
-    let r: Value = c.post(format!("{base}/__sim/clock")).json(&json!({"freeze": 1_900_000_000_000i64})).send().await.unwrap().json().await.unwrap();
+    let r: Value = c
+        .post(format!("{base}/__sim/clock"))
+        .json(&json!({"freeze": 1_900_000_000_000i64}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["now_ms"], 1_900_000_000_000i64);
     let id = env.create("frozen");
-    assert_eq!(env.sim.task(&id).unwrap().date_created_ms(), 1_900_000_000_000);
-    c.post(format!("{base}/__sim/clock")).json(&json!({"freeze": null})).send().await.unwrap();
+    assert_eq!(
+        env.sim.task(&id).unwrap().date_created_ms(),
+        1_900_000_000_000
+    );
+    c.post(format!("{base}/__sim/clock"))
+        .json(&json!({"freeze": null}))
+        .send()
+        .await
+        .unwrap();
 
-    c.post(format!("{base}/__sim/ratelimit")).json(&json!({"limit": 1, "window_ms": 60000})).send().await.unwrap();
+    c.post(format!("{base}/__sim/ratelimit"))
+        .json(&json!({"limit": 1, "window_ms": 60000}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(env.get("/user").await.0, 200);
     assert_eq!(env.get("/user").await.0, 429);
 
     c.post(format!("{base}/__sim/reset")).send().await.unwrap();
     assert!(env.sim.tasks().is_empty());
     assert!(env.sim.log().is_empty());
-    assert_eq!(env.get("/user").await.0, 200, "reset clears rate-limit windows");
+    assert_eq!(
+        env.get("/user").await.0,
+        200,
+        "reset clears rate-limit windows"
+    );
 }
 
 #[tokio::test]
@@ -1126,7 +1506,11 @@ async fn seed_file_shape_round_trips_through_serde() {
     let seed = ClickUpSeed {
         tasks: vec![SeedTask {
             list_id: LIST.into(),
-            input: SimTaskInput { name: "x".into(), priority: Some(1), ..Default::default() },
+            input: SimTaskInput {
+                name: "x".into(),
+                priority: Some(1),
+                ..Default::default()
+            },
             ..Default::default()
         }],
         ..Default::default()
@@ -1138,7 +1522,10 @@ async fn seed_file_shape_round_trips_through_serde() {
     env.sim.seed(back).unwrap();
     assert_eq!(env.sim.tasks()[0].priority(), Some(1));
     let bad = ClickUpSeed {
-        tasks: vec![SeedTask { list_id: "nope".into(), ..Default::default() }],
+        tasks: vec![SeedTask {
+            list_id: "nope".into(),
+            ..Default::default()
+        }],
         ..Default::default()
     };
     assert!(env.sim.seed(bad).is_err());
@@ -1149,7 +1536,12 @@ async fn shutdown_frees_the_port() {
     let env = Env::new().await;
     let base = env.sim.base_url();
     env.sim.shutdown().await;
-    assert!(env.http.get(format!("{base}/api/v2/user")).send().await.is_err());
+    assert!(env
+        .http
+        .get(format!("{base}/api/v2/user"))
+        .send()
+        .await
+        .is_err());
 }
 
 /// Scale check: 100k tasks, one filtered team query. Run with
@@ -1164,7 +1556,10 @@ async fn hundred_thousand_tasks_filtered_query() {
         tasks: (0..100_000i64)
             .map(|i| SeedTask {
                 list_id: LIST.into(),
-                input: SimTaskInput { name: format!("t{i}"), ..Default::default() },
+                input: SimTaskInput {
+                    name: format!("t{i}"),
+                    ..Default::default()
+                },
                 date_created_ms: Some(1_600_000_000_000 + i),
                 date_updated_ms: Some(1_600_000_000_000 + i),
                 ..Default::default()

@@ -124,7 +124,8 @@ fn assert_contract(
     let mut failures = Vec::new();
     let mut checked = 0;
     for (path, ex_type) in &want {
-        if skip.iter().any(|s| under(path, s)) || loose.iter().any(|l| path != *l && under(path, l)) {
+        if skip.iter().any(|s| under(path, s)) || loose.iter().any(|l| path != *l && under(path, l))
+        {
             continue;
         }
         checked += 1;
@@ -245,8 +246,14 @@ async fn get_task_matches_official_example() {
     };
     let example = spec.example("/v2/task/{task_id}", "get");
     let sim = clickup::start(options_with_fields(&example)).await.unwrap();
-    let id = sim.ui_create(LIST, full_task(field_values(&example))).unwrap();
-    let actual = get(&sim, &format!("/task/{id}?include_markdown_description=true")).await;
+    let id = sim
+        .ui_create(LIST, full_task(field_values(&example)))
+        .unwrap();
+    let actual = get(
+        &sim,
+        &format!("/task/{id}?include_markdown_description=true"),
+    )
+    .await;
     let n = assert_contract(
         &spec,
         "GetTask",
@@ -425,7 +432,10 @@ fn key_paths_merges_array_elements_and_types() {
     let p = common::key_paths(&v);
     assert_eq!(p["tasks"], "array");
     assert_eq!(p["tasks[]"], "object");
-    assert_eq!(p["tasks[].a"], "string", "null gives way to a concrete type");
+    assert_eq!(
+        p["tasks[].a"], "string",
+        "null gives way to a concrete type"
+    );
     assert_eq!(p["tasks[].b"], "mixed");
     assert_eq!(p["tasks[].c[].d"], "string");
     assert_eq!(p.len(), 7);
@@ -436,14 +446,30 @@ fn key_paths_merges_array_elements_and_types() {
 fn contract_check_reports_a_missing_path() {
     let spec = Spec { doc: json!({}) };
     let example = json!({"id": "1", "priority": {"id": "3"}});
-    assert_contract(&spec, "t", &example, &json!({"id": "1", "priority": {}}), &[], &[], &[]);
+    assert_contract(
+        &spec,
+        "t",
+        &example,
+        &json!({"id": "1", "priority": {}}),
+        &[],
+        &[],
+        &[],
+    );
 }
 
 #[test]
 #[should_panic(expected = "id: example string, simulator number")]
 fn contract_check_reports_a_type_change() {
     let spec = Spec { doc: json!({}) };
-    assert_contract(&spec, "t", &json!({"id": "1"}), &json!({"id": 1}), &[], &[], &[]);
+    assert_contract(
+        &spec,
+        "t",
+        &json!({"id": "1"}),
+        &json!({"id": 1}),
+        &[],
+        &[],
+        &[],
+    );
 }
 
 #[test]

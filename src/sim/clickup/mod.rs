@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 
 pub use ratelimit::RateLimit;
 pub use state::{
-    default_statuses, ApiError, ClickUpSeed, SeedTask, SimCustomField, SimList, SimMember,
-    SimListStatus, SimStatus, SimTask, SimTaskEdit, SimTaskInput,
+    default_statuses, ApiError, ClickUpSeed, SeedTask, SimCustomField, SimList, SimListStatus,
+    SimMember, SimStatus, SimTask, SimTaskEdit, SimTaskInput,
 };
 
 use crate::core::model::ClickUpStatusType;

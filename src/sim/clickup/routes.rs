@@ -191,7 +191,10 @@ fn pairs(q: Option<String>) -> Vec<(String, String)> {
 }
 
 fn bad_param(name: &str) -> ApiError {
-    ApiError::bad(format!("Invalid value for query parameter {name}"), "INPUT_001")
+    ApiError::bad(
+        format!("Invalid value for query parameter {name}"),
+        "INPUT_001",
+    )
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
@@ -219,7 +222,9 @@ fn bool_param(p: &[(String, String)], name: &str) -> Result<bool, ApiError> {
 fn task_query(p: &[(String, String)], bare_arrays: bool) -> Result<TaskQuery, ApiError> {
     let mut q = TaskQuery::default();
     for (k, v) in p {
-        let array_key = k.strip_suffix("[]").or(if bare_arrays { Some(k.as_str()) } else { None });
+        let array_key = k
+            .strip_suffix("[]")
+            .or(if bare_arrays { Some(k.as_str()) } else { None });
         match (k.as_str(), array_key) {
             ("page", _) => q.page = v.parse().map_err(|_| bad_param("page"))?,
             ("order_by", _) => {
@@ -261,7 +266,10 @@ fn body_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::bad("Request body is not a JSON object", "INPUT_002")),
+        _ => Err(ApiError::bad(
+            "Request body is not a JSON object",
+            "INPUT_002",
+        )),
     }
 }
 
@@ -322,7 +330,10 @@ fn int_array(v: &Value, key: &str) -> Result<Vec<i64>, ApiError> {
     v.as_array()
         .ok_or_else(|| wrong_type(key, "an array of integers"))?
         .iter()
-        .map(|x| x.as_i64().ok_or_else(|| wrong_type(key, "an array of integers")))
+        .map(|x| {
+            x.as_i64()
+                .ok_or_else(|| wrong_type(key, "an array of integers"))
+        })
         .collect()
 }
 
@@ -332,7 +343,13 @@ fn description(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     if let Some(md) = opt_str(m, "markdown_content")? {
         return Ok(Some(md));
     }
-    Ok(opt_str(m, "description")?.map(|d| if d.trim().is_empty() { String::new() } else { d }))
+    Ok(opt_str(m, "description")?.map(|d| {
+        if d.trim().is_empty() {
+            String::new()
+        } else {
+            d
+        }
+    }))
 }
 
 // ---------------------------------------------------------------- hierarchy and users
@@ -359,9 +376,13 @@ async fn teams(State(inner): State<App>) -> ApiResult {
 
 async fn user(State(inner): State<App>) -> ApiResult {
     let st = lock(&inner.state);
-    let me = st
-        .me()
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Oauth token not found", "OAUTH_019"))?;
+    let me = st.me().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Oauth token not found",
+            "OAUTH_019",
+        )
+    })?;
     let mut u = member_json(me);
     u["week_start_day"] = json!(0);
     u["global_font_support"] = json!(false);
@@ -424,7 +445,11 @@ async fn list_tasks(
     let md = bool_param(&p, "include_markdown_description")?;
     let st = lock(&inner.state);
     if st.list(&list_id).is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "List not found", "ITEM_013"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "List not found",
+            "ITEM_013",
+        ));
     }
     let (page, last) = st.query(&query, inner.opts.page_size);
     let tasks: Vec<Value> = page.iter().map(|t| st.render(t, md)).collect();
@@ -460,9 +485,14 @@ async fn get_task(
 
 // ---------------------------------------------------------------- task writes
 
-async fn create_task(State(inner): State<App>, Path(list_id): Path<String>, body: Bytes) -> ApiResult {
+async fn create_task(
+    State(inner): State<App>,
+    Path(list_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let m = body_object(&body)?;
-    let name = opt_str(&m, "name")?.ok_or_else(|| ApiError::bad("Task name invalid", "INPUT_005"))?;
+    let name =
+        opt_str(&m, "name")?.ok_or_else(|| ApiError::bad("Task name invalid", "INPUT_005"))?;
     let mut input = SimTaskInput {
         name,
         markdown: description(&m)?.unwrap_or_default(),
@@ -482,9 +512,13 @@ async fn create_task(State(inner): State<App>, Path(list_id): Path<String>, body
         input.assignees = int_array(a, "assignees")?;
     }
     if let Some(t) = m.get("tags").filter(|v| !v.is_null()) {
-        let arr = t.as_array().ok_or_else(|| wrong_type("tags", "an array of strings"))?;
+        let arr = t
+            .as_array()
+            .ok_or_else(|| wrong_type("tags", "an array of strings"))?;
         for x in arr {
-            let s = x.as_str().ok_or_else(|| wrong_type("tags", "an array of strings"))?;
+            let s = x
+                .as_str()
+                .ok_or_else(|| wrong_type("tags", "an array of strings"))?;
             input.tags.push(s.to_string());
         }
     }
@@ -497,16 +531,21 @@ async fn create_task(State(inner): State<App>, Path(list_id): Path<String>, body
                 .get("id")
                 .and_then(Value::as_str)
                 .ok_or_else(|| wrong_type("custom_fields", "an array of {id, value}"))?;
-            input
-                .custom_fields
-                .insert(id.to_string(), f.get("value").cloned().unwrap_or(Value::Null));
+            input.custom_fields.insert(
+                id.to_string(),
+                f.get("value").cloned().unwrap_or(Value::Null),
+            );
         }
     }
     let id = inner.create(&list_id, input)?;
     render_task(&inner, &id, true, false)
 }
 
-async fn update_task(State(inner): State<App>, Path(task_id): Path<String>, body: Bytes) -> ApiResult {
+async fn update_task(
+    State(inner): State<App>,
+    Path(task_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let m = body_object(&body)?;
     // `tags` and `custom_fields` are not Update Task fields: the real API ignores them
     // silently (FACTS §9), and so does this one.
@@ -554,7 +593,10 @@ async fn delete_task(State(inner): State<App>, Path(task_id): Path<String>) -> A
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn add_tag(State(inner): State<App>, Path((task_id, tag)): Path<(String, String)>) -> ApiResult {
+async fn add_tag(
+    State(inner): State<App>,
+    Path((task_id, tag)): Path<(String, String)>,
+) -> ApiResult {
     inner.apply(
         &task_id,
         Patch {
@@ -565,7 +607,10 @@ async fn add_tag(State(inner): State<App>, Path((task_id, tag)): Path<(String, S
     ok(json!({}))
 }
 
-async fn remove_tag(State(inner): State<App>, Path((task_id, tag)): Path<(String, String)>) -> ApiResult {
+async fn remove_tag(
+    State(inner): State<App>,
+    Path((task_id, tag)): Path<(String, String)>,
+) -> ApiResult {
     inner.apply(
         &task_id,
         Patch {
@@ -622,7 +667,9 @@ async fn get_comments(
     let p = pairs(q);
     let get = |k: &str| p.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let start = get("start").map(|v| parse_i64("start", &v)).transpose()?;
-    let start_id = get("start_id").map(|v| parse_i64("start_id", &v)).transpose()?;
+    let start_id = get("start_id")
+        .map(|v| parse_i64("start_id", &v))
+        .transpose()?;
     let st = lock(&inner.state);
     st.get(&task_id).ok_or_else(super::state::task_not_found)?;
     let all = st.comments.get(&task_id).map(Vec::as_slice).unwrap_or(&[]);
@@ -642,7 +689,11 @@ async fn get_comments(
     ok(json!({"comments": page}))
 }
 
-async fn post_comment(State(inner): State<App>, Path(task_id): Path<String>, body: Bytes) -> ApiResult {
+async fn post_comment(
+    State(inner): State<App>,
+    Path(task_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let m = body_object(&body)?;
     let text = opt_str(&m, "comment_text")?
         .ok_or_else(|| ApiError::bad("comment_text is required", "INPUT_006"))?;
@@ -661,7 +712,11 @@ fn events_from(v: &Value) -> Result<Vec<String>, ApiError> {
         Value::String(s) if s == "*" => Ok(vec!["*".into()]),
         Value::Array(a) if !a.is_empty() => a
             .iter()
-            .map(|e| e.as_str().map(String::from).ok_or_else(|| wrong_type("events", "an array of event names")))
+            .map(|e| {
+                e.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| wrong_type("events", "an array of event names"))
+            })
             .collect(),
         _ => Err(wrong_type("events", "\"*\" or an array of event names")),
     }
@@ -670,10 +725,21 @@ fn events_from(v: &Value) -> Result<Vec<String>, ApiError> {
 fn random_uuid() -> String {
     let b: [u8; 16] = rand::rng().random();
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
-async fn create_webhook(State(inner): State<App>, Path(team_id): Path<String>, body: Bytes) -> ApiResult {
+async fn create_webhook(
+    State(inner): State<App>,
+    Path(team_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     check_team(&inner, &team_id)?;
     let m = body_object(&body)?;
     let endpoint = opt_str(&m, "endpoint")?
@@ -686,7 +752,9 @@ async fn create_webhook(State(inner): State<App>, Path(team_id): Path<String>, b
         userid: 0,
         endpoint,
         events,
-        secret: Alphanumeric.sample_string(&mut rand::rng(), 64).to_uppercase(),
+        secret: Alphanumeric
+            .sample_string(&mut rand::rng(), 64)
+            .to_uppercase(),
         task_id: opt_str(&m, "task_id")?,
         list_id: loc("list_id")?,
         folder_id: loc("folder_id")?,
@@ -714,7 +782,11 @@ async fn list_webhooks(State(inner): State<App>, Path(team_id): Path<String>) ->
     ok(json!({"webhooks": hooks}))
 }
 
-async fn update_webhook(State(inner): State<App>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn update_webhook(
+    State(inner): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let m = body_object(&body)?;
     let endpoint = opt_str(&m, "endpoint")?;
     let events = m.get("events").map(events_from).transpose()?;
@@ -760,28 +832,34 @@ async fn delete_webhook(State(inner): State<App>, Path(id): Path<String>) -> Api
 
 // ---------------------------------------------------------------- control API
 
-fn control_err(e: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response()
-}
+/// A refused control request: 400 `{"error": "..."}`.
+struct ControlError(String);
 
-fn parse_control<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| control_err(format!("bad control request: {e}")))
-}
-
-async fn c_seed(State(inner): State<App>, body: Bytes) -> Response {
-    let seed: ClickUpSeed = match parse_control(&body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match inner.seed(seed) {
-        Ok(ids) => Json(json!({"ids": ids})).into_response(),
-        Err(e) => control_err(e),
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, Json(json!({"error": self.0}))).into_response()
     }
 }
 
-async fn c_reset(State(inner): State<App>) -> Response {
+fn ctl(e: impl std::fmt::Display) -> ControlError {
+    ControlError(e.to_string())
+}
+
+type ControlResult = Result<Json<Value>, ControlError>;
+
+fn parse_control<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ControlError> {
+    serde_json::from_slice(body).map_err(|e| ctl(format!("bad control request: {e}")))
+}
+
+async fn c_seed(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let seed: ClickUpSeed = parse_control(&body)?;
+    let ids = inner.seed(seed).map_err(ctl)?;
+    Ok(Json(json!({"ids": ids})))
+}
+
+async fn c_reset(State(inner): State<App>) -> ControlResult {
     inner.reset();
-    Json(json!({})).into_response()
+    Ok(Json(json!({})))
 }
 
 #[derive(Deserialize)]
@@ -791,15 +869,10 @@ struct CreateReq {
     input: SimTaskInput,
 }
 
-async fn c_create(State(inner): State<App>, body: Bytes) -> Response {
-    let req: CreateReq = match parse_control(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    match inner.create(&req.list_id, req.input) {
-        Ok(id) => Json(json!({"id": id})).into_response(),
-        Err(e) => control_err(e),
-    }
+async fn c_create(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let req: CreateReq = parse_control(&body)?;
+    let id = inner.create(&req.list_id, req.input).map_err(ctl)?;
+    Ok(Json(json!({"id": id})))
 }
 
 #[derive(Deserialize)]
@@ -809,15 +882,10 @@ struct EditReq {
     edit: SimTaskEdit,
 }
 
-async fn c_edit(State(inner): State<App>, body: Bytes) -> Response {
-    let req: EditReq = match parse_control(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    match inner.apply(&req.id, req.edit.into()) {
-        Ok(()) => Json(json!({})).into_response(),
-        Err(e) => control_err(e),
-    }
+async fn c_edit(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let req: EditReq = parse_control(&body)?;
+    inner.apply(&req.id, req.edit.into()).map_err(ctl)?;
+    Ok(Json(json!({})))
 }
 
 #[derive(Deserialize)]
@@ -827,32 +895,22 @@ struct IdReq {
     text: String,
 }
 
-async fn c_delete(State(inner): State<App>, body: Bytes) -> Response {
-    let req: IdReq = match parse_control(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    match inner.delete(&req.id) {
-        Ok(()) => Json(json!({})).into_response(),
-        Err(e) => control_err(e),
-    }
+async fn c_delete(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let req: IdReq = parse_control(&body)?;
+    inner.delete(&req.id).map_err(ctl)?;
+    Ok(Json(json!({})))
 }
 
-async fn c_comment(State(inner): State<App>, body: Bytes) -> Response {
-    let req: IdReq = match parse_control(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    match inner.comment(&req.id, &req.text) {
-        Ok(c) => Json(json!({"id": c.id.to_string()})).into_response(),
-        Err(e) => control_err(e),
-    }
+async fn c_comment(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let req: IdReq = parse_control(&body)?;
+    let c = inner.comment(&req.id, &req.text).map_err(ctl)?;
+    Ok(Json(json!({"id": c.id.to_string()})))
 }
 
-async fn c_state(State(inner): State<App>) -> Response {
+async fn c_state(State(inner): State<App>) -> ControlResult {
     let st = lock(&inner.state);
     let tasks: Vec<_> = st.tasks.iter().filter(|t| !t.deleted).collect();
-    Json(json!({
+    Ok(Json(json!({
         "team_id": st.team_id,
         "members": st.members,
         "lists": st.lists,
@@ -860,60 +918,53 @@ async fn c_state(State(inner): State<App>) -> Response {
         "comments": st.comments,
         "webhooks": st.webhooks,
         "now_ms": inner.clock.now_ms(),
-    }))
-    .into_response()
+    })))
 }
 
-async fn c_log(State(inner): State<App>) -> Response {
-    Json(json!({"requests": inner.log.entries()})).into_response()
+async fn c_log(State(inner): State<App>) -> ControlResult {
+    Ok(Json(json!({"requests": inner.log.entries()})))
 }
 
-async fn c_add_fault(State(inner): State<App>, body: Bytes) -> Response {
-    match parse_control::<FaultRule>(&body) {
-        Ok(rule) => {
-            inner.faults.add(rule);
-            Json(json!({})).into_response()
-        }
-        Err(r) => r,
-    }
+async fn c_add_fault(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let rule: FaultRule = parse_control(&body)?;
+    inner.faults.add(rule);
+    Ok(Json(json!({})))
 }
 
-async fn c_clear_faults(State(inner): State<App>) -> Response {
+async fn c_clear_faults(State(inner): State<App>) -> ControlResult {
     inner.faults.clear();
-    Json(json!({})).into_response()
+    Ok(Json(json!({})))
 }
 
 /// `{"offset_ms": n}` shifts the clock; `{"freeze": ms | true | false | null}` freezes it at
 /// an instant (or now), or unfreezes it; `{"advance_ms": n}` moves it forward.
-async fn c_clock(State(inner): State<App>, body: Bytes) -> Response {
-    let m: Map<String, Value> = match parse_control(&body) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+async fn c_clock(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let m: Map<String, Value> = parse_control(&body)?;
     if let Some(off) = m.get("offset_ms") {
-        match off.as_i64() {
-            Some(o) => inner.clock.set_offset(chrono::Duration::milliseconds(o)),
-            None => return control_err("offset_ms must be an integer"),
-        }
+        let o = off
+            .as_i64()
+            .ok_or_else(|| ctl("offset_ms must be an integer"))?;
+        inner.clock.set_offset(chrono::Duration::milliseconds(o));
     }
     if let Some(f) = m.get("freeze") {
         let at = match f {
             Value::Null | Value::Bool(false) => None,
             Value::Bool(true) => Some(inner.clock.now()),
-            v => match v.as_i64().and_then(chrono::DateTime::from_timestamp_millis) {
-                Some(t) => Some(t),
-                None => return control_err("freeze must be ms, true, false or null"),
-            },
+            v => Some(
+                v.as_i64()
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .ok_or_else(|| ctl("freeze must be ms, true, false or null"))?,
+            ),
         };
         inner.clock.freeze(at);
     }
     if let Some(a) = m.get("advance_ms") {
-        match a.as_i64() {
-            Some(ms) => inner.clock.advance(chrono::Duration::milliseconds(ms)),
-            None => return control_err("advance_ms must be an integer"),
-        }
+        let ms = a
+            .as_i64()
+            .ok_or_else(|| ctl("advance_ms must be an integer"))?;
+        inner.clock.advance(chrono::Duration::milliseconds(ms));
     }
-    Json(json!({"now_ms": inner.clock.now_ms()})).into_response()
+    Ok(Json(json!({"now_ms": inner.clock.now_ms()})))
 }
 
 #[derive(Deserialize)]
@@ -922,15 +973,11 @@ struct RateReq {
     window_ms: u64,
 }
 
-async fn c_ratelimit(State(inner): State<App>, body: Bytes) -> Response {
-    match parse_control::<RateReq>(&body) {
-        Ok(r) => {
-            inner.limiter.set(RateLimit {
-                limit: r.limit,
-                window: std::time::Duration::from_millis(r.window_ms),
-            });
-            Json(json!({})).into_response()
-        }
-        Err(r) => r,
-    }
+async fn c_ratelimit(State(inner): State<App>, body: Bytes) -> ControlResult {
+    let r: RateReq = parse_control(&body)?;
+    inner.limiter.set(RateLimit {
+        limit: r.limit,
+        window: std::time::Duration::from_millis(r.window_ms),
+    });
+    Ok(Json(json!({})))
 }

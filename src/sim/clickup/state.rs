@@ -669,9 +669,7 @@ impl State {
 
     fn check_priority(p: Option<u8>) -> Result<(), ApiError> {
         match p {
-            Some(p) if !(1..=4).contains(&p) => {
-                Err(ApiError::bad("Priority invalid", "INPUT_003"))
-            }
+            Some(p) if !(1..=4).contains(&p) => Err(ApiError::bad("Priority invalid", "INPUT_003")),
             _ => Ok(()),
         }
     }
@@ -687,7 +685,12 @@ impl State {
     }
 
     /// A parent must be a live task in the same List, and must not make a cycle.
-    fn check_parent(&self, task_id: Option<&str>, parent: &str, list_id: &str) -> Result<(), ApiError> {
+    fn check_parent(
+        &self,
+        task_id: Option<&str>,
+        parent: &str,
+        list_id: &str,
+    ) -> Result<(), ApiError> {
         let Some(p) = self.get(parent) else {
             return Err(ApiError::bad("Parent task not found", "ITEM_137"));
         };
@@ -717,7 +720,9 @@ impl State {
             return Err(e);
         };
         let ok = match field.type_.as_str() {
-            "url" | "short_text" | "text" | "email" | "phone" | "drop_down" => value.is_string() || value.is_number() && field.type_ == "drop_down",
+            "url" | "short_text" | "text" | "email" | "phone" | "drop_down" => {
+                value.is_string() || value.is_number() && field.type_ == "drop_down"
+            }
             "number" | "currency" | "emoji" => {
                 value.is_number() || value.as_str().is_some_and(|s| s.parse::<f64>().is_ok())
             }
@@ -727,7 +732,10 @@ impl State {
         };
         if !ok {
             let mut e = ApiError::bad("Value is not valid for this field", "FIELD_010");
-            e.message = Some(format!("Value for {} field {} is invalid", field.type_, field.id));
+            e.message = Some(format!(
+                "Value for {} field {} is invalid",
+                field.type_, field.id
+            ));
             return Err(e);
         }
         Ok(match field.type_.as_str() {
@@ -764,10 +772,7 @@ impl State {
         }
         let status = match &input.status {
             Some(s) => list.status(s).cloned().ok_or_else(status_not_found)?,
-            None => list
-                .first_status()
-                .cloned()
-                .ok_or_else(status_not_found)?,
+            None => list.first_status().cloned().ok_or_else(status_not_found)?,
         };
         Self::check_priority(input.priority)?;
         self.check_assignees(&input.assignees)?;
@@ -783,7 +788,10 @@ impl State {
         let (fixed_id, created, updated) = fixed.unwrap_or((None, None, None));
         let id = match fixed_id {
             Some(id) if self.index.contains_key(&id) => {
-                return Err(ApiError::bad(format!("Task id {id} already exists"), "ITEM_001"))
+                return Err(ApiError::bad(
+                    format!("Task id {id} already exists"),
+                    "ITEM_001",
+                ))
             }
             Some(id) => id,
             None => self.new_task_id(),
@@ -872,15 +880,19 @@ impl State {
                     t.status_type = first.type_;
                     status_changed = true;
                 }
-                if t
-                    .parent
+                if t.parent
                     .as_deref()
                     .and_then(|p| self.get(p))
                     .is_some_and(|p| p.list_id != l)
                 {
                     t.parent = None;
                 }
-                ch.push(change("taskMoved", "section_moved", json!(t.list_id), json!(l)));
+                ch.push(change(
+                    "taskMoved",
+                    "section_moved",
+                    json!(t.list_id),
+                    json!(l),
+                ));
                 t.list_id = l;
             }
         }
@@ -896,7 +908,12 @@ impl State {
         }
         if let Some(md) = p.markdown {
             if md != t.markdown {
-                ch.push(change("taskUpdated", "content", json!(t.markdown), json!(md)));
+                ch.push(change(
+                    "taskUpdated",
+                    "content",
+                    json!(t.markdown),
+                    json!(md),
+                ));
                 t.markdown = md;
             }
         }
@@ -1001,7 +1018,12 @@ impl State {
         }
         for tag in p.tags_add {
             if !tag.trim().is_empty() && !t.tags.iter().any(|x| x.eq_ignore_ascii_case(&tag)) {
-                ch.push(change("taskTagUpdated", "tag", Value::Null, json!([{"name": tag}])));
+                ch.push(change(
+                    "taskTagUpdated",
+                    "tag",
+                    Value::Null,
+                    json!([{"name": tag}]),
+                ));
                 t.tags.push(tag);
             }
         }
@@ -1021,13 +1043,23 @@ impl State {
                 self.check_parent(Some(&t.id), pid, &t.list_id)?;
             }
             if parent != t.parent {
-                ch.push(change("taskUpdated", "parent", json!(t.parent), json!(parent)));
+                ch.push(change(
+                    "taskUpdated",
+                    "parent",
+                    json!(t.parent),
+                    json!(parent),
+                ));
                 t.parent = parent;
             }
         }
         if let Some(a) = p.archived {
             if a != t.archived {
-                ch.push(change("taskUpdated", "archived", json!(t.archived), json!(a)));
+                ch.push(change(
+                    "taskUpdated",
+                    "archived",
+                    json!(t.archived),
+                    json!(a),
+                ));
                 t.archived = a;
             }
         }
@@ -1060,8 +1092,7 @@ impl State {
         let stamp = clock.stamp_ms();
         t.date_updated_ms = stamp;
         if status_changed {
-            t.date_closed_ms =
-                matches!(t.status_type, ClickUpStatusType::Closed).then_some(stamp);
+            t.date_closed_ms = matches!(t.status_type, ClickUpStatusType::Closed).then_some(stamp);
             t.date_done_ms = matches!(
                 t.status_type,
                 ClickUpStatusType::Closed | ClickUpStatusType::Done
@@ -1171,8 +1202,7 @@ impl State {
                     && (q.assignees.is_empty()
                         || t.assignees.iter().any(|a| q.assignees.contains(a)))
                     && (q.tags.is_empty()
-                        || t
-                            .tags
+                        || t.tags
                             .iter()
                             .any(|x| q.tags.iter().any(|w| w.eq_ignore_ascii_case(x))))
                     && ((q.space_ids.is_empty() && q.project_ids.is_empty())
@@ -1203,7 +1233,9 @@ impl State {
     pub fn user_json(&self, id: i64) -> Value {
         match self.member(id) {
             Some(m) => member_json(m),
-            None => json!({"id": id, "username": "Unknown", "color": "#000000", "initials": "?", "email": "", "profilePicture": null}),
+            None => {
+                json!({"id": id, "username": "Unknown", "color": "#000000", "initials": "?", "email": "", "profilePicture": null})
+            }
         }
     }
 

@@ -72,7 +72,10 @@ impl Hub {
         if st.webhooks.is_empty() || changes.is_empty() {
             return;
         }
-        let user = st.me().map(super::state::member_json).unwrap_or(Value::Null);
+        let user = st
+            .me()
+            .map(super::state::member_json)
+            .unwrap_or(Value::Null);
         let list = st.list(&task.list_id).cloned();
         let mut events: Vec<(&'static str, Vec<Value>)> = Vec::new();
         for c in changes {
