@@ -21,54 +21,68 @@ pub fn shared_dir(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// Every JSON key path of `v` with its JSON type (`object`, `array`, `string`, `number`,
-/// `bool`, `null`), for contract tests against the official examples.
-///
-/// Object keys are joined with `.`; array elements add `[]` and are merged (the union of all
-/// elements' paths). When elements disagree, a non-null type wins over `null`.
+/// Every JSON key path of `v` with its JSON type ("string", "number", "bool", "object",
+/// "array", "null"). Object keys are joined with `.`, array elements add `[]`
+/// (`tasks[].status.type`); the elements of an array are merged, so a path is present if any
+/// element has it. Where elements disagree, `null` gives way to the other type and two
+/// different non-null types give "mixed" (callers treat it, like "null", as "any type").
 pub fn key_paths(v: &serde_json::Value) -> std::collections::BTreeMap<String, &'static str> {
-    fn type_of(v: &serde_json::Value) -> &'static str {
-        match v {
-            serde_json::Value::Null => "null",
-            serde_json::Value::Bool(_) => "bool",
-            serde_json::Value::Number(_) => "number",
-            serde_json::Value::String(_) => "string",
-            serde_json::Value::Array(_) => "array",
-            serde_json::Value::Object(_) => "object",
-        }
-    }
-    fn walk(
-        v: &serde_json::Value,
-        path: &str,
-        out: &mut std::collections::BTreeMap<String, &'static str>,
-    ) {
-        if !path.is_empty() {
-            let t = type_of(v);
-            let slot = out.entry(path.to_string()).or_insert(t);
-            if *slot == "null" {
-                *slot = t;
-            }
-        }
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    walk(x, &p, out);
-                }
-            }
-            serde_json::Value::Array(a) => {
-                for x in a {
-                    walk(x, &format!("{path}[]"), out);
-                }
-            }
-            _ => {}
-        }
-    }
     let mut out = std::collections::BTreeMap::new();
-    walk(v, "", &mut out);
+    collect_paths(v, "", &mut out);
     out
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn record_path(
+    out: &mut std::collections::BTreeMap<String, &'static str>,
+    path: String,
+    t: &'static str,
+) {
+    let merged = match out.get(&path) {
+        None => t,
+        Some(&old) if old == t || t == "null" => old,
+        Some(&"null") => t,
+        Some(_) => "mixed",
+    };
+    out.insert(path, merged);
+}
+
+fn collect_paths(
+    v: &serde_json::Value,
+    prefix: &str,
+    out: &mut std::collections::BTreeMap<String, &'static str>,
+) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                record_path(out, path.clone(), json_type(child));
+                collect_paths(child, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            let path = format!("{prefix}[]");
+            for item in items {
+                record_path(out, path.clone(), json_type(item));
+                collect_paths(item, &path, out);
+            }
+        }
+        _ => {}
+    }
 }
