@@ -7,7 +7,8 @@
 //! - a [`Nudger`] wakes the next cycle early; any number of nudges before a cycle starts are
 //!   served by that one cycle, so a burst during a cycle causes exactly one more;
 //! - nudged cycles start at least `nudge_min_gap` after the previous cycle started;
-//! - consecutive failures back off exponentially with jitter up to `backoff_cap`;
+//! - consecutive failures back off exponentially with jitter up to `backoff_cap` (nudges do
+//!   not shorten a backoff);
 //! - on shutdown no new cycle starts; the in-flight one sees its token cancelled and is awaited
 //!   for at most `shutdown_grace`, then abandoned (dropped).
 use std::fmt;
@@ -219,6 +220,7 @@ where
             break;
         }
         // Wait for the timer (or the backoff) or a nudge.
+        let after_backoff = failures > 0;
         let trigger = if failures == 0 {
             tokio::select! {
                 biased;
@@ -229,11 +231,13 @@ where
         } else {
             let delay = backoff_delay(failures, poll, opts.backoff_cap, rand::random::<f64>());
             tracing::debug!(failures, delay_ms = delay.as_millis() as u64, "backing off");
+            // Nudges do not cut a backoff short: webhooks keep arriving while the other side
+            // is down, and retrying on each would defeat the backoff. They stay pending and
+            // are served by the cycle that ends it.
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(delay) => Trigger::Timer,
-                _ = nudger.wait() => Trigger::Nudge,
             }
         };
 
@@ -308,9 +312,10 @@ where
             }
         }
 
-        // A cycle that overran the interval, or an early (nudged) one, restarts the period so
-        // the next scheduled cycle is a full interval away instead of immediately after.
-        if trigger == Trigger::Nudge || elapsed >= poll {
+        // A cycle that overran the interval, an early (nudged) one, or one after a backoff
+        // restarts the period, so the next scheduled cycle is a full interval away instead of
+        // a missed tick firing immediately after it.
+        if trigger == Trigger::Nudge || elapsed >= poll || after_backoff {
             interval.reset();
         }
     }
