@@ -177,7 +177,12 @@ pub struct RunReport {
 /// in its upper half (`jitter` in `[0, 1]` picks it), so concurrent daemons spread out while the
 /// delay still grows. Never shorter than the poll interval (a failure must not make polling
 /// faster) and never longer than `max(cap, poll_interval)`.
-pub fn backoff_delay(failures: u32, poll_interval: Duration, cap: Duration, jitter: f64) -> Duration {
+pub fn backoff_delay(
+    failures: u32,
+    poll_interval: Duration,
+    cap: Duration,
+    jitter: f64,
+) -> Duration {
     let exp = 2f64.powi(failures.min(62) as i32);
     let grown = poll_interval.as_secs_f64() * exp;
     let capped = grown.min(cap.as_secs_f64());
@@ -275,10 +280,9 @@ where
                     grace_ms = opts.shutdown_grace.as_millis() as u64,
                     "shutdown requested; waiting for the in-flight cycle"
                 );
-                match tokio::time::timeout(opts.shutdown_grace, &mut fut).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                }
+                tokio::time::timeout(opts.shutdown_grace, &mut fut)
+                    .await
+                    .ok()
             }
         };
         let elapsed = started.elapsed();
@@ -306,7 +310,9 @@ where
                 metrics.set_consecutive_failures(failures);
             }
             None => {
-                tracing::warn!("in-flight cycle did not finish within the shutdown grace; abandoned");
+                tracing::warn!(
+                    "in-flight cycle did not finish within the shutdown grace; abandoned"
+                );
                 report.abandoned_in_flight = true;
                 break;
             }
@@ -627,6 +633,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        // Help texts have no final period: the registry adds one.
         let mut registry = Registry::with_prefix("ado_clickup_sync");
         let cycles = Family::<Labels1, Counter>::default();
         // 50 ms .. ~14 min.
@@ -638,32 +645,36 @@ impl Metrics {
         let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let api = Arc::new(ApiCollector::default());
 
-        registry.register("cycles", "Sync cycles run, by outcome.", cycles.clone());
+        registry.register("cycles", "Sync cycles run, by outcome", cycles.clone());
         registry.register_with_unit(
             "cycle_duration",
-            "How long sync cycles take.",
+            "How long sync cycles take",
             Unit::Seconds,
             cycle_duration.clone(),
         );
         registry.register(
             "items_written",
-            "Items created or updated, by the side written to.",
+            "Items created or updated, by the side written to",
             items_written.clone(),
         );
-        registry.register("open_conflicts", "Conflicts waiting for a person.", open_conflicts.clone());
+        registry.register(
+            "open_conflicts",
+            "Conflicts waiting for a person",
+            open_conflicts.clone(),
+        );
         registry.register(
             "pending_intents",
-            "Create intents not yet resolved.",
+            "Create intents not yet resolved",
             pending_intents.clone(),
         );
         registry.register(
             "consecutive_failures",
-            "Failed cycles since the last successful one.",
+            "Failed cycles since the last successful one",
             consecutive_failures.clone(),
         );
         registry.register_with_unit(
             "last_success_timestamp",
-            "Unix time of the last successful cycle (0 = none yet).",
+            "Unix time of the last successful cycle (0 = none yet)",
             Unit::Seconds,
             last_success.clone(),
         );
@@ -732,15 +743,19 @@ impl Metrics {
             "clickup" => "clickup",
             _ => "other",
         };
-        self.items_written.get_or_create(&[("side", side)]).inc_by(n);
+        self.items_written
+            .get_or_create(&[("side", side)])
+            .inc_by(n);
     }
 
     pub fn set_open_conflicts(&self, n: u64) {
-        self.open_conflicts.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.open_conflicts
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn set_pending_intents(&self, n: u64) {
-        self.pending_intents.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.pending_intents
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn set_consecutive_failures(&self, n: u32) {

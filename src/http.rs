@@ -240,7 +240,11 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 async fn live() -> Response {
-    (StatusCode::OK, Json(serde_json::json!({ "status": "alive" }))).into_response()
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "status": "alive" })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -253,7 +257,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 fn accepted(state: &AppState, source: &'static str) -> Response {
     state.nudger.nudge();
     tracing::debug!(source, "nudge accepted");
-    (StatusCode::ACCEPTED, Json(serde_json::json!({ "status": "accepted" }))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "status": "accepted" })),
+    )
+        .into_response()
 }
 
 fn unauthorized(source: &'static str) -> Response {
@@ -265,14 +273,15 @@ fn unauthorized(source: &'static str) -> Response {
         .into_response()
 }
 
-async fn webhook_clickup(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook_clickup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !state.secrets.has_shared() && state.secrets.registered_count() == 0 {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let Some(signature) = headers
-        .get("x-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(signature) = headers.get("x-signature").and_then(|v| v.to_str().ok()) else {
         return unauthorized("clickup");
     };
     if state.secrets.verify_clickup(&body, signature) {

@@ -196,7 +196,11 @@ async fn a_cycle_longer_than_the_interval_is_not_doubled() {
     h.task.await.unwrap();
     assert_eq!(h.rec.overlaps.load(Ordering::SeqCst), 0);
     let spans = h.rec.spans.lock().unwrap().clone();
-    assert!(spans.len() >= 5, "cycles must keep running: {}", spans.len());
+    assert!(
+        spans.len() >= 5,
+        "cycles must keep running: {}",
+        spans.len()
+    );
     for w in spans.windows(2) {
         assert!(w[1].0 >= w[0].1, "cycle started before the previous ended");
     }
@@ -256,7 +260,9 @@ async fn failures_are_recorded_in_health_and_metrics() {
     // Two failures: at 0 and after a backoff of [10, 20] s.
     sleep_until_offset(h.t0, 1.0).await;
     assert_eq!(h.health.consecutive_failures(), 1);
-    let report = h.health.report(Utc::now(), Duration::from_secs(10), Duration::from_secs(30));
+    let report = h
+        .health
+        .report(Utc::now(), Duration::from_secs(10), Duration::from_secs(30));
     assert_eq!(report.last_error.as_deref(), Some("simulated failure"));
     assert!(report.last_success.is_none());
     let text = h.metrics.render().unwrap();
@@ -264,14 +270,29 @@ async fn failures_are_recorded_in_health_and_metrics() {
         text.contains("ado_clickup_sync_cycles_total{outcome=\"error\"} 1\n"),
         "{text}"
     );
-    assert!(text.contains("ado_clickup_sync_consecutive_failures 1\n"), "{text}");
+    assert!(
+        text.contains("ado_clickup_sync_consecutive_failures 1\n"),
+        "{text}"
+    );
     sleep_until_offset(h.t0, 200.0).await;
     assert_eq!(h.health.consecutive_failures(), 0);
     let text = h.metrics.render().unwrap();
-    assert!(text.contains("ado_clickup_sync_cycles_total{outcome=\"error\"} 2\n"), "{text}");
-    assert!(text.contains("ado_clickup_sync_consecutive_failures 0\n"), "{text}");
-    assert!(text.contains("ado_clickup_sync_open_conflicts 3\n"), "{text}");
-    assert!(text.contains("ado_clickup_sync_items_written_total{side=\"clickup\"}"), "{text}");
+    assert!(
+        text.contains("ado_clickup_sync_cycles_total{outcome=\"error\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ado_clickup_sync_consecutive_failures 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ado_clickup_sync_open_conflicts 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ado_clickup_sync_items_written_total{side=\"clickup\"}"),
+        "{text}"
+    );
     h.shutdown.cancel();
     h.task.await.unwrap();
 }
@@ -311,7 +332,10 @@ async fn shutdown_waits_for_the_in_flight_cycle() {
     sleep_until_offset(t0, 1.05).await;
     shutdown.cancel();
     let report = task.await.unwrap();
-    assert!(finished.load(Ordering::SeqCst), "run returned before the cycle finished");
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "run returned before the cycle finished"
+    );
     assert!(saw_cancel.load(Ordering::SeqCst));
     // It stopped between items: 11 done (the one in flight at 1.05 s completed), not 100.
     assert_eq!(items_done.load(Ordering::SeqCst), 11);
