@@ -13,11 +13,13 @@
 //!   for at most `shutdown_grace`, then abandoned (dropped).
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt as _;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -119,6 +121,9 @@ pub struct ScheduleOptions {
     /// How long shutdown waits for the in-flight cycle before abandoning it. Keep it well under
     /// the orchestrator's kill timeout (10 s) so the process still exits 0.
     pub shutdown_grace: Duration,
+    /// Run the first cycle at once; `false` waits one interval (or a nudge) first, for callers
+    /// that ran a sweep themselves just before.
+    pub start_immediately: bool,
 }
 
 impl Default for ScheduleOptions {
@@ -128,6 +133,7 @@ impl Default for ScheduleOptions {
             nudge_min_gap: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(7),
+            start_immediately: true,
         }
     }
 }
@@ -212,6 +218,10 @@ where
     let poll = opts.poll_interval.max(Duration::from_millis(1));
     let mut interval = tokio::time::interval(poll);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    if !opts.start_immediately {
+        // The first tick of a tokio interval completes at once.
+        interval.reset();
+    }
 
     let mut report = RunReport {
         cycles: 0,
@@ -267,7 +277,16 @@ where
         report.cycles += 1;
 
         let token = shutdown.child_token();
-        let fut = cycle(token);
+        // A panicking cycle must not end the schedule (the process would keep answering
+        // liveness while never syncing again): it counts as a failed cycle. The panic hook has
+        // already reported it; its payload is not repeated (it might quote data).
+        let fut = AssertUnwindSafe(cycle(token))
+            .catch_unwind()
+            .map(|r| match r {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(_) => Err("the sync cycle panicked (see the log)".to_string()),
+            });
         tokio::pin!(fut);
         let result = tokio::select! {
             r = &mut fut => Some(r),
@@ -301,9 +320,8 @@ where
                     "cycle ok"
                 );
             }
-            Some(Err(err)) => {
+            Some(Err(message)) => {
                 failures = failures.saturating_add(1);
-                let message = err.to_string();
                 tracing::warn!(failures, error = %message, "cycle failed");
                 health.record_failure(started_wall, message);
                 metrics.record_cycle(false, elapsed, None, Utc::now());

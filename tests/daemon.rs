@@ -439,3 +439,64 @@ fn health_report_rules() {
     assert_eq!(r.status, "unhealthy");
     assert_eq!(r.reason.as_deref(), Some("the store is unusable"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_cycle_counts_as_a_failure_and_the_schedule_goes_on() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let health = Arc::new(Health::new(Utc::now()));
+    let shutdown = CancellationToken::new();
+    let t0 = Instant::now();
+    let task = tokio::spawn(run(
+        opts(10),
+        Nudger::new(),
+        shutdown.clone(),
+        health.clone(),
+        Arc::new(Metrics::new()),
+        move |_token: CancellationToken| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    panic!("engine bug");
+                }
+                Ok::<_, String>(CycleOutcome::default())
+            }
+        },
+    ));
+    sleep_until_offset(t0, 1.0).await;
+    assert_eq!(health.consecutive_failures(), 1);
+    let report = health.report(Utc::now(), Duration::from_secs(10), Duration::from_secs(30));
+    assert_eq!(
+        report.last_error.as_deref(),
+        Some("the sync cycle panicked (see the log)")
+    );
+    // The backoff after one failure is at most 2 intervals.
+    sleep_until_offset(t0, 21.0).await;
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+    assert_eq!(health.consecutive_failures(), 0);
+    shutdown.cancel();
+    assert!(!task.await.unwrap().abandoned_in_flight);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_immediately_false_waits_one_interval_or_a_nudge() {
+    let mut o = opts(10);
+    o.start_immediately = false;
+    let h = start(o.clone(), vec![], Step::Ok(Duration::ZERO));
+    sleep_until_offset(h.t0, 9.0).await;
+    assert_eq!(h.rec.count(), 0);
+    sleep_until_offset(h.t0, 10.5).await;
+    assert_eq!(h.rec.count(), 1);
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+
+    let h = start(o, vec![], Step::Ok(Duration::ZERO));
+    sleep_until_offset(h.t0, 3.0).await;
+    h.nudger.nudge();
+    sleep_until_offset(h.t0, 3.5).await;
+    let starts = h.rec.starts();
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].duration_since(h.t0), Duration::from_secs(3));
+    h.shutdown.cancel();
+    h.task.await.unwrap();
+}

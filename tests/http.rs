@@ -457,3 +457,76 @@ async fn serve_reports_a_bind_error_with_the_address() {
     );
     s.stop().await;
 }
+
+/// The scheduler and the server together, on the real clock: a signed webhook wakes a cycle
+/// long before the (60 s) interval; a bad one does not; health reflects the cycles.
+#[tokio::test]
+async fn webhooks_wake_the_real_scheduler() {
+    use ado_clickup_sync::daemon::{run, ScheduleOptions};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let s = Server::healthy(Some(SECRET)).await;
+    let cycles = Arc::new(AtomicU64::new(0));
+    let c = cycles.clone();
+    let mut opts = ScheduleOptions::with_poll_interval(Duration::from_secs(60));
+    opts.nudge_min_gap = Duration::from_millis(50);
+    let sched = tokio::spawn(run(
+        opts,
+        s.state.nudger.clone(),
+        s.shutdown.clone(),
+        s.state.health.clone(),
+        s.state.metrics.clone(),
+        move |_t: CancellationToken| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, String>(CycleOutcome::default()) }
+        },
+    ));
+    let wait_for = |n: u64| {
+        let cycles = cycles.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while cycles.load(Ordering::SeqCst) < n {
+                assert!(tokio::time::Instant::now() < deadline, "no cycle {n}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+    let (code, body) = health_json(&s).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+
+    let bad = s
+        .client
+        .post(s.url("/api/webhook/clickup"))
+        .header("X-Signature", sign("wrong", CLICKUP_BODY.as_bytes()))
+        .body(CLICKUP_BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let good = s
+        .client
+        .post(s.url("/api/webhook/clickup"))
+        .header("X-Signature", sign(SECRET, CLICKUP_BODY.as_bytes()))
+        .body(CLICKUP_BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 202);
+    wait_for(2).await;
+    // Well before the 60 s interval, only the signed webhook can have caused cycle 2.
+    assert_eq!(cycles.load(Ordering::SeqCst), 2);
+
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "ado_clickup_sync_cycles_total{outcome=\"ok\"} 2"),
+        "{text}"
+    );
+    s.shutdown.cancel();
+    let report = sched.await.unwrap();
+    assert_eq!(report.cycles, 2);
+    s.stop().await;
+}
