@@ -500,3 +500,21 @@ async fn start_immediately_false_waits_one_interval_or_a_nudge() {
     h.shutdown.cancel();
     h.task.await.unwrap();
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_cancels_the_shutdown_token() {
+    use ado_clickup_sync::daemon::cancel_on_signal;
+    let token = CancellationToken::new();
+    // The handlers are installed when this returns, so the signal below cannot kill the
+    // test process.
+    let watcher = cancel_on_signal(token.clone()).unwrap();
+    assert!(!token.is_cancelled());
+    // SAFETY: sending a signal to our own process; tokio's handler is in place.
+    let rc = unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    tokio::time::timeout(Duration::from_secs(10), token.cancelled())
+        .await
+        .expect("SIGTERM cancels the token");
+    watcher.await.unwrap();
+}
