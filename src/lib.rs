@@ -2,5 +2,7 @@
 //! ClickUp tasks in two-way sync. See ARCHITECTURE.md for the code map and where each
 //! invariant is kept.
 pub mod core;
+pub mod daemon;
+pub mod http;
 pub mod sim;
 pub mod store;
