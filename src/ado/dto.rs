@@ -78,9 +78,11 @@ pub(crate) struct CommentList {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Comment {
-    /// The spec says `id`; old examples say `commentId`.
-    #[serde(default, alias = "commentId")]
+    /// The spec says `id`; old examples say `commentId`; answers may carry both.
+    #[serde(default)]
     pub id: Option<i64>,
+    #[serde(default)]
+    pub comment_id: Option<i64>,
     #[serde(default)]
     pub work_item_id: Option<i64>,
     #[serde(default)]

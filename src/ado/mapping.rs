@@ -133,7 +133,8 @@ pub fn decode_comment(body: &[u8]) -> Result<AdoComment, ApiError> {
 
 fn to_comment(c: &dto::Comment, op: &str) -> Result<AdoComment, ApiError> {
     let id =
-        c.id.ok_or_else(|| ApiError::protocol(op, "a comment has no id"))?;
+        c.id.or(c.comment_id)
+            .ok_or_else(|| ApiError::protocol(op, "a comment has no id"))?;
     Ok(AdoComment {
         id,
         work_item_id: c.work_item_id,
