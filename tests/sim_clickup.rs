@@ -1591,3 +1591,22 @@ async fn hundred_thousand_tasks_filtered_query() {
     eprintln!("last page of the unfiltered query in {:?}", t2.elapsed());
     assert_eq!(v["last_page"], true);
 }
+
+#[tokio::test]
+async fn missing_tasks_can_answer_team_not_authorized_like_the_real_api_often_does() {
+    let env = Env::with(ClickUpSimOptions {
+        missing_task_as_401: true,
+        ..Default::default()
+    })
+    .await;
+    let id = env.create("t");
+    env.sim.ui_delete(&id).unwrap();
+    let (s, v) = env.get(&format!("/task/{id}")).await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        v,
+        json!({"err": "Team not authorized", "ECODE": "OAUTH_027"})
+    );
+    let (s, _) = env.get("/list/999/task").await;
+    assert_eq!(s, 404, "only task lookups change");
+}

@@ -62,6 +62,10 @@ pub struct ClickUpSimOptions {
     pub page_size: usize,
     /// The Workspace timezone as a UTC offset, for snapping date-only due dates to 04:00.
     pub utc_offset_minutes: i32,
+    /// Answer reads of missing or deleted tasks with `401 {"err":"Team not authorized",
+    /// "ECODE":"OAUTH_027"}` as the real API often does (FACTS §2), instead of the default
+    /// `404 {"err":"Task not found","ECODE":"ITEM_015"}`.
+    pub missing_task_as_401: bool,
 }
 
 /// The id of the "ADO Link" url field of the default List.
@@ -97,6 +101,7 @@ impl Default for ClickUpSimOptions {
             rate_limit: RateLimit::default(),
             page_size: 100,
             utc_offset_minutes: 0,
+            missing_task_as_401: false,
         }
     }
 }

@@ -28,9 +28,17 @@ use crate::sim::common::{lock, observe, FaultRule, Observer};
 type App = Arc<Inner>;
 type ApiResult = Result<Response, ApiError>;
 
+/// Marks a "task not found" answer so [`gate`] can restate it as the real API often does.
+#[derive(Clone, Copy)]
+struct TaskNotFound;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut r = (self.status, Json(self.body())).into_response();
+        if self.ecode == "ITEM_015" {
+            r.extensions_mut().insert(TaskNotFound);
+        }
+        r
     }
 }
 
@@ -159,7 +167,16 @@ async fn gate(State(inner): State<App>, req: Request, next: Next) -> Response {
                 "OAUTH_019",
             )
             .into_response(),
-            Some(_) => next.run(req).await,
+            Some(_) => {
+                let r = next.run(req).await;
+                if inner.opts.missing_task_as_401 && r.extensions().get::<TaskNotFound>().is_some()
+                {
+                    ApiError::new(StatusCode::UNAUTHORIZED, "Team not authorized", "OAUTH_027")
+                        .into_response()
+                } else {
+                    r
+                }
+            }
         }
     };
     decision.apply_headers(resp.headers_mut());
