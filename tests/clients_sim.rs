@@ -1,0 +1,930 @@
+//! The API clients against the simulators over real HTTP: request economy, paging, the
+//! quirks each service has, retries, rate limits, typed errors and secret hygiene.
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ado_clickup_sync::ado::{AdoClient, AdoConfig};
+use ado_clickup_sync::clickup::{ClickUpClient, ClickUpConfig};
+use ado_clickup_sync::core::model::{
+    AdoCreate, AdoPatch, ClickUpCreate, ClickUpPatch, ClickUpStatusType, Side,
+};
+use ado_clickup_sync::remote::{ApiError, ApiStats, HttpPolicy};
+use ado_clickup_sync::sim::ado::{self as adosim, AdoSeed, AdoSim, AdoSimOptions, SeedItem};
+use ado_clickup_sync::sim::clickup::{
+    self as cusim, ClickUpSeed, ClickUpSim, ClickUpSimOptions, RateLimit, SeedTask, SimTaskInput,
+    ADO_LINK_FIELD_ID,
+};
+use ado_clickup_sync::sim::common::{FaultKind, FaultRule};
+use chrono::{DateTime, Duration as CDuration, Utc};
+use secrecy::SecretString;
+use serde_json::{json, Map, Value};
+
+fn fast_policy() -> HttpPolicy {
+    HttpPolicy {
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        max_retries: 3,
+        requests_per_minute: None,
+        max_rate_limit_wait: Duration::from_secs(10),
+        ..HttpPolicy::default()
+    }
+}
+
+async fn ado() -> (AdoSim, AdoClient, Arc<ApiStats>) {
+    let sim = adosim::start(AdoSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = AdoConfig::new(&o.org, &o.project, SecretString::from(o.pat.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = fast_policy();
+    let stats = ApiStats::new();
+    let client = AdoClient::new(cfg, stats.clone()).unwrap();
+    (sim, client, stats)
+}
+
+async fn clickup() -> (ClickUpSim, ClickUpClient, Arc<ApiStats>) {
+    let sim = cusim::start(ClickUpSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = ClickUpConfig::new(&o.team_id, SecretString::from(o.token.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = HttpPolicy {
+        requests_per_minute: Some(100_000),
+        ..fast_policy()
+    };
+    cfg.backlink_field_id = Some(ADO_LINK_FIELD_ID.to_string());
+    let stats = ApiStats::new();
+    let client = ClickUpClient::new(cfg, stats.clone()).unwrap();
+    (sim, client, stats)
+}
+
+fn fields(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn seed_items(n: usize, changed: DateTime<Utc>, same_date: bool) -> AdoSeed {
+    seed_items_from(None, n, changed, same_date)
+}
+
+/// `n` User Stories changed at `changed` (or 1 ms apart), with ids from `first_id` if given.
+fn seed_items_from(
+    first_id: Option<i64>,
+    n: usize,
+    changed: DateTime<Utc>,
+    same_date: bool,
+) -> AdoSeed {
+    AdoSeed {
+        custom_fields: vec![],
+        work_items: (0..n)
+            .map(|i| {
+                let t = if same_date {
+                    changed
+                } else {
+                    changed + CDuration::milliseconds(i as i64)
+                };
+                SeedItem {
+                    id: first_id.map(|f| f + i as i64),
+                    work_item_type: "User Story".into(),
+                    fields: fields(json!({
+                        "System.Title": format!("item {i}"),
+                        "System.ChangedDate": t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    })),
+                    relations: vec![],
+                    comments: vec![],
+                    deleted: false,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn list_id(sim: &ClickUpSim) -> String {
+    sim.options().lists[0].id.clone()
+}
+
+// ---------------------------------------------------------------- ADO
+
+#[tokio::test]
+async fn ado_idle_poll_is_one_request() {
+    let (sim, client, stats) = ado().await;
+    sim.seed(seed_items(3, Utc::now() - CDuration::hours(1), false))
+        .unwrap();
+    let since = sim.clock().now() + CDuration::seconds(1);
+    sim.log().clear();
+    let changed = client.query_changed_since("", since).await.unwrap();
+    assert!(changed.ids.is_empty());
+    assert_eq!(sim.log().len(), 1, "{:?}", sim.log().entries());
+    assert_eq!(sim.log().count("POST", "/_apis/wit/wiql"), 1);
+    assert_eq!(stats.total(Side::Ado), 1);
+    assert_eq!(stats.count_status(Side::Ado, "wiql", 200), 1);
+    // The cursor is the service's time, not ours.
+    let drift = (changed.as_of - sim.clock().now()).num_seconds().abs();
+    assert!(
+        drift <= 2,
+        "asOf {} vs sim now {}",
+        changed.as_of,
+        sim.clock().now()
+    );
+}
+
+#[tokio::test]
+async fn ado_450_changed_items_cost_one_wiql_and_three_batch_reads() {
+    let (sim, client, _stats) = ado().await;
+    let t0 = Utc::now() - CDuration::minutes(30);
+    sim.seed(seed_items(450, t0, false)).unwrap();
+    sim.log().clear();
+    let changed = client.query_changed_since("", t0).await.unwrap();
+    assert_eq!(changed.ids.len(), 450);
+    let records = client.get_batch(&changed.ids).await.unwrap();
+    assert_eq!(records.len(), 450);
+    assert!(records.iter().all(Option::is_some));
+    assert_eq!(records[0].as_ref().unwrap().title, "item 0");
+    assert_eq!(records[449].as_ref().unwrap().title, "item 449");
+    assert_eq!(sim.log().count("POST", "/_apis/wit/wiql"), 1);
+    assert_eq!(sim.log().count("POST", "/_apis/wit/workitemsbatch"), 3);
+    assert_eq!(sim.log().len(), 4);
+    // The query asked for time precision and the ordered, id-tie-broken window.
+    let q = &sim.log().entries()[0].query;
+    assert!(q.contains("timePrecision=true"), "{q}");
+}
+
+#[tokio::test]
+async fn ado_items_sharing_a_changed_date_across_a_page_boundary_are_all_returned() {
+    let sim = adosim::start(AdoSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = AdoConfig::new(&o.org, &o.project, SecretString::from(o.pat.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = fast_policy();
+    cfg.wiql_page_size = 2;
+    let client = AdoClient::new(cfg, ApiStats::new()).unwrap();
+    let t = Utc::now() - CDuration::minutes(10);
+    // Ids chosen so that id order differs from insertion order around the tie.
+    sim.seed(seed_items_from(
+        Some(100),
+        1,
+        t - CDuration::seconds(5),
+        false,
+    ))
+    .unwrap();
+    sim.seed(seed_items_from(Some(10), 5, t, true)).unwrap();
+    sim.seed(seed_items_from(
+        Some(3),
+        1,
+        t + CDuration::seconds(5),
+        false,
+    ))
+    .unwrap();
+    let changed = client
+        .query_changed_since("", t - CDuration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.ids,
+        vec![10, 11, 12, 13, 14, 3],
+        "every item of the tie, in (ChangedDate, Id) order"
+    );
+    assert!(!changed.ids.contains(&100));
+    // Pages of 2 over 6 items: 3 full or partial pages plus a final empty check at most.
+    assert!(sim.log().count("POST", "/_apis/wit/wiql") >= 3);
+}
+
+#[tokio::test]
+async fn ado_wiql_without_time_precision_is_rejected_so_the_client_must_send_it() {
+    let (sim, client, _stats) = ado().await;
+    let o = sim.options().clone();
+    let since = Utc::now() - CDuration::minutes(1);
+    let query = format!(
+        "SELECT [System.Id] FROM WorkItems WHERE [System.ChangedDate] >= '{}'",
+        since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    let raw = reqwest::Client::new()
+        .post(format!(
+            "{}/{}/{}/_apis/wit/wiql?api-version=7.1",
+            sim.base_url(),
+            o.org,
+            o.project
+        ))
+        .basic_auth("", Some(&o.pat))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    let body = raw.text().await.unwrap();
+    assert!(
+        body.contains("You cannot supply a time with the date"),
+        "{body}"
+    );
+    // The client's own query with a time literal succeeds.
+    sim.ui_create("Task", fields(json!({"System.Title": "fresh"})))
+        .unwrap();
+    let changed = client.query_changed_since("", since).await.unwrap();
+    assert_eq!(changed.ids.len(), 1);
+}
+
+#[tokio::test]
+async fn ado_transient_500s_are_retried_for_reads_but_creates_are_not() {
+    let (sim, client, stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/wiql".into(),
+        fault: FaultKind::Status { status: 500 },
+        times: Some(2),
+        probability: None,
+    });
+    let changed = client
+        .query_changed_since("", Utc::now() - CDuration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(changed.ids, vec![id]);
+    assert_eq!(stats.count_status(Side::Ado, "wiql", 500), 2);
+    assert_eq!(stats.count_status(Side::Ado, "wiql", 200), 1);
+
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/workitems/$".into(),
+        fault: FaultKind::Status { status: 503 },
+        times: Some(1),
+        probability: None,
+    });
+    let before = sim.items().len();
+    let err = client
+        .create(&AdoCreate {
+            work_item_type: "Task".into(),
+            area_path: None,
+            fields: AdoPatch {
+                title: Some("never twice".into()),
+                ..Default::default()
+            },
+            backlink_url: "https://app.clickup.com/t/abc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Transient { .. }), "{err:?}");
+    assert!(err.op().contains("create ADO Task"), "{err}");
+    assert_eq!(
+        stats.count(Side::Ado, "workitem.create"),
+        1,
+        "a create is sent once"
+    );
+    assert_eq!(sim.items().len(), before);
+}
+
+#[tokio::test]
+async fn ado_429_with_retry_after_is_waited_out() {
+    let (sim, client, stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/workitemsbatch".into(),
+        fault: FaultKind::Status { status: 429 },
+        times: Some(1),
+        probability: None,
+    });
+    let started = Instant::now();
+    let recs = client.get_batch(&[id]).await.unwrap();
+    assert_eq!(recs[0].as_ref().unwrap().title, "x");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 was not obeyed"
+    );
+    assert_eq!(stats.count_status(Side::Ado, "workitemsbatch", 429), 1);
+    assert_eq!(stats.count_status(Side::Ado, "workitemsbatch", 200), 1);
+}
+
+#[tokio::test]
+async fn ado_stale_rev_is_a_conflict_and_changes_nothing() {
+    let (sim, client, _stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "original"})))
+        .unwrap();
+    let read = client.get(id).await.unwrap();
+    sim.ui_edit(id, fields(json!({"System.Title": "edited in the UI"})))
+        .unwrap();
+    let err = client
+        .update(
+            id,
+            read.rev,
+            &AdoPatch {
+                title: Some("from the sync".into()),
+                tags: Some(vec!["x".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Conflict { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("work item {id}")),
+        "{err}"
+    );
+    let now = sim.item(id).unwrap();
+    assert_eq!(now.title(), "edited in the UI");
+    assert_eq!(now.rev, read.rev + 1);
+    assert!(now.tags().is_empty());
+}
+
+#[tokio::test]
+async fn ado_create_update_parent_tags_and_links_round_trip() {
+    let (sim, client, _stats) = ado().await;
+    let parent = sim
+        .ui_create("User Story", fields(json!({"System.Title": "parent"})))
+        .unwrap();
+    let other = sim
+        .ui_create("User Story", fields(json!({"System.Title": "other"})))
+        .unwrap();
+    let created = client
+        .create(&AdoCreate {
+            work_item_type: "User Story".into(),
+            area_path: None,
+            fields: AdoPatch {
+                title: Some("from ClickUp".into()),
+                description_html: Some("<p>hello</p>".into()),
+                assigned_to: Some(Some("fabrikamfiber4@hotmail.com".into())),
+                tags: Some(vec!["alpha".into(), "beta".into()]),
+                priority: Some(Some(2)),
+                parent: Some(Some(parent)),
+                ..Default::default()
+            },
+            backlink_url: "https://app.clickup.com/t/86abc".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.rev, 1);
+    assert_eq!(created.title, "from ClickUp");
+    assert_eq!(
+        created.assigned_to.as_deref(),
+        Some("fabrikamfiber4@hotmail.com")
+    );
+    assert_eq!(created.tags, vec!["alpha", "beta"]);
+    assert_eq!(created.priority, Some(2));
+    assert_eq!(created.parent, Some(parent));
+    assert_eq!(created.web_url, sim.web_url(created.id));
+    let with_rel = client
+        .get_batch_with_relations(&[created.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        with_rel[0].as_ref().unwrap().hyperlinks,
+        vec!["https://app.clickup.com/t/86abc"]
+    );
+
+    // Remove a tag (replace with the full list), move the parent, clear the assignee.
+    let updated = client
+        .update(
+            created.id,
+            created.rev,
+            &AdoPatch {
+                tags: Some(vec!["beta".into()]),
+                assigned_to: Some(None),
+                parent: Some(Some(other)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.rev, created.rev + 1);
+    assert_eq!(updated.tags, vec!["beta"]);
+    assert_eq!(updated.assigned_to, None);
+    assert_eq!(updated.parent, Some(other));
+    // Remove the parent and every tag.
+    let updated = client
+        .update(
+            created.id,
+            updated.rev,
+            &AdoPatch {
+                tags: Some(vec![]),
+                parent: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(updated.tags.is_empty());
+    assert_eq!(updated.parent, None);
+    let stored = sim.item(created.id).unwrap();
+    assert!(stored.tags().is_empty());
+    let linked = client
+        .add_hyperlink(created.id, updated.rev, "https://app.clickup.com/t/zzz")
+        .await
+        .unwrap();
+    assert_eq!(linked.rev, updated.rev + 1);
+    let full = client.get(created.id).await.unwrap();
+    assert_eq!(full.hyperlinks.len(), 2);
+    // Deleted: a null slot in batch reads, NotFound for a single read.
+    sim.ui_delete(other).unwrap();
+    let slots = client.get_batch(&[parent, other]).await.unwrap();
+    assert!(slots[0].is_some() && slots[1].is_none());
+    let err = client.get(other).await.unwrap_err();
+    assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn ado_comments_types_and_states() {
+    let (sim, client, _stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "c"})))
+        .unwrap();
+    sim.ui_comment(id, "<p>first</p>").unwrap();
+    let added = client.add_comment(id, "<p>second</p>").await.unwrap();
+    let all = client.list_comments(id).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].text, "<p>first</p>");
+    assert_eq!(all[1].id, added.id);
+    let types = client.work_item_types().await.unwrap();
+    assert!(types.iter().any(|t| t.name == "User Story"));
+    let states = client.states("User Story").await.unwrap();
+    assert!(states.iter().any(|s| s.name == "Closed"
+        && s.category == Some(ado_clickup_sync::core::model::AdoStateCategory::Completed)));
+}
+
+#[tokio::test]
+async fn ado_bad_pat_is_an_auth_error_even_with_an_html_body() {
+    let sim = adosim::start(AdoSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = AdoConfig::new(
+        &o.org,
+        &o.project,
+        SecretString::from("wrong-pat-123".to_string()),
+    );
+    cfg.base_url = sim.base_url();
+    cfg.policy = fast_policy();
+    let client = AdoClient::new(cfg, ApiStats::new()).unwrap();
+    let err = client.get_batch(&[1]).await.unwrap_err();
+    assert!(matches!(err, ApiError::Auth { status: 401, .. }), "{err:?}");
+    assert!(!format!("{err} {err:?} {client:?}").contains("wrong-pat-123"));
+}
+
+// ---------------------------------------------------------------- ClickUp
+
+#[tokio::test]
+async fn clickup_idle_poll_is_one_request() {
+    let (sim, client, stats) = clickup().await;
+    sim.ui_create(
+        &list_id(&sim),
+        SimTaskInput {
+            name: "old".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let since = sim.clock().now_ms() + 1000;
+    sim.log().clear();
+    let poll = client.changed_since(&[list_id(&sim)], since).await.unwrap();
+    assert!(poll.tasks.is_empty());
+    assert_eq!(poll.pages, 1);
+    assert_eq!(sim.log().len(), 1, "{:?}", sim.log().entries());
+    assert_eq!(stats.total(Side::ClickUp), 1);
+    let q = &sim.log().entries()[0].query;
+    for p in [
+        "include_closed=true",
+        "subtasks=true",
+        "include_markdown_description=true",
+        "date_updated_gt=",
+    ] {
+        assert!(q.contains(p), "{p} missing from {q}");
+    }
+}
+
+#[tokio::test]
+async fn clickup_250_changed_tasks_cost_three_pages() {
+    let (sim, client, _stats) = clickup().await;
+    let list = list_id(&sim);
+    let since = sim.clock().now_ms() - 1;
+    let tasks = (0..250)
+        .map(|i| SeedTask {
+            id: None,
+            list_id: list.clone(),
+            input: SimTaskInput {
+                name: format!("t{i}"),
+                ..Default::default()
+            },
+            date_created_ms: None,
+            date_updated_ms: None,
+            comments: vec![],
+        })
+        .collect();
+    sim.seed(ClickUpSeed {
+        members: None,
+        lists: None,
+        tasks,
+    })
+    .unwrap();
+    sim.log().clear();
+    let poll = client.changed_since(std::slice::from_ref(&list), since).await.unwrap();
+    assert_eq!(poll.tasks.len(), 250);
+    assert!(poll.failed.is_empty());
+    assert_eq!(poll.pages, 3);
+    assert_eq!(sim.log().count("GET", "/task"), 3);
+    let mut names: Vec<String> = poll.tasks.iter().map(|t| t.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 250);
+    assert_eq!(
+        poll.max_date_updated(),
+        poll.tasks.iter().map(|t| t.date_updated).max()
+    );
+}
+
+#[tokio::test]
+async fn clickup_closed_tasks_and_subtasks_are_returned() {
+    let (sim, client, _stats) = clickup().await;
+    let list = list_id(&sim);
+    let since = sim.clock().now_ms() - 1;
+    let parent = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "parent".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sub = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "sub".into(),
+                parent: Some(parent.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let closed = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "done".into(),
+                status: Some("complete".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let poll = client.changed_since(&[list], since).await.unwrap();
+    let by_id: BTreeMap<&str, _> = poll.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    assert_eq!(by_id.len(), 3);
+    assert_eq!(by_id[sub.as_str()].parent.as_deref(), Some(parent.as_str()));
+    assert_eq!(
+        by_id[closed.as_str()].status_type,
+        ClickUpStatusType::Closed
+    );
+}
+
+#[tokio::test]
+async fn clickup_create_update_and_tag_removal_through_the_tag_endpoint() {
+    let (sim, client, _stats) = clickup().await;
+    let list = list_id(&sim);
+    let created = client
+        .create_task(&ClickUpCreate {
+            list_id: list.clone(),
+            fields: ClickUpPatch {
+                name: Some("from ADO".into()),
+                markdown: Some("**bold**".into()),
+                status: Some("in progress".into()),
+                priority: Some(Some(2)),
+                assignees_add: vec!["alice@example.com".into()],
+                tags_add: vec!["red".into(), "blue".into()],
+                due_date: Some(Some((1_767_268_800_000, false))),
+                ..Default::default()
+            },
+            backlink_url: "https://dev.azure.com/o/p/_workitems/edit/5".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.name, "from ADO");
+    assert_eq!(created.status, "in progress");
+    assert_eq!(created.priority, Some(2));
+    assert_eq!(
+        created
+            .assignees
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect::<Vec<_>>(),
+        vec!["alice@example.com"]
+    );
+    let mut tags = created.tags.clone();
+    tags.sort();
+    assert_eq!(tags, vec!["blue", "red"]);
+    assert_eq!(
+        created.backlink.as_deref(),
+        Some("https://dev.azure.com/o/p/_workitems/edit/5")
+    );
+    assert!(
+        created.markdown_description.contains("**bold**"),
+        "{:?}",
+        created.markdown_description
+    );
+
+    sim.log().clear();
+    let updated = client
+        .update_task(
+            &created.id,
+            &ClickUpPatch {
+                tags_rem: vec!["red".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.tags, vec!["blue"]);
+    assert_eq!(
+        sim.log()
+            .count("DELETE", &format!("/task/{}/tag/red", created.id)),
+        1
+    );
+    assert_eq!(
+        sim.log().count("PUT", "/task/"),
+        0,
+        "no scalar field, no Update Task"
+    );
+    assert!(updated.date_updated >= created.date_updated);
+    assert_eq!(sim.task(&created.id).unwrap().tags(), ["blue".to_string()]);
+
+    let updated = client
+        .update_task(
+            &created.id,
+            &ClickUpPatch {
+                name: Some("renamed".into()),
+                priority: Some(None),
+                assignees_add: vec!["bob@example.com".into()],
+                assignees_rem: vec!["alice@example.com".into()],
+                tags_add: vec!["green".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "renamed");
+    assert_eq!(updated.priority, None);
+    assert_eq!(
+        updated
+            .assignees
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect::<Vec<_>>(),
+        vec!["bob@example.com"]
+    );
+    let mut tags = updated.tags.clone();
+    tags.sort();
+    assert_eq!(tags, vec!["blue", "green"]);
+    // The returned record is the task re-read after the writes.
+    assert_eq!(
+        updated.date_updated,
+        sim.task(&created.id).unwrap().date_updated_ms()
+    );
+
+    let err = client
+        .update_task(
+            &created.id,
+            &ClickUpPatch {
+                assignees_add: vec!["nobody@example.com".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiError::Validation { ref field, .. } if field.as_deref() == Some("assignees")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn clickup_deleted_task_is_not_found_and_backlink_is_settable() {
+    let (sim, client, _stats) = clickup().await;
+    let list = list_id(&sim);
+    let id = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let r = client
+        .set_backlink(&id, "https://dev.azure.com/o/p/_workitems/edit/9")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.backlink.as_deref(),
+        Some("https://dev.azure.com/o/p/_workitems/edit/9")
+    );
+    sim.ui_delete(&id).unwrap();
+    let err = client.get_task(&id).await.unwrap_err();
+    assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+    let err = client.get_task("nonexistent1").await.unwrap_err();
+    assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn clickup_429_with_reset_is_waited_out() {
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    let id = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    sim.set_rate_limit(RateLimit {
+        limit: 2,
+        window: Duration::from_millis(500),
+    });
+    // Someone else with the same token uses up the window.
+    let raw = reqwest::Client::new();
+    for _ in 0..3 {
+        raw.get(format!("{}/api/v2/user", sim.base_url()))
+            .header("Authorization", &sim.options().token)
+            .send()
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let task = client.get_task(&id).await.unwrap();
+    assert_eq!(task.name, "x");
+    assert_eq!(
+        stats.count_status(Side::ClickUp, "task.get", 429),
+        1,
+        "{:?}",
+        stats.snapshot()
+    );
+    assert_eq!(stats.count_status(Side::ClickUp, "task.get", 200), 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn clickup_500s_are_retried_for_reads() {
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    sim.faults().add(FaultRule {
+        method: "GET".into(),
+        path_contains: "/list/".into(),
+        fault: FaultKind::Status { status: 502 },
+        times: Some(2),
+        probability: None,
+    });
+    let l = client.get_list(&list).await.unwrap();
+    assert_eq!(l.statuses.first().map(|s| s.name.as_str()), Some("to do"));
+    assert_eq!(stats.count_status(Side::ClickUp, "list.get", 502), 2);
+    let fields = client.find_custom_field(&list, "ado link").await.unwrap();
+    assert_eq!(fields.map(|f| f.id).as_deref(), Some(ADO_LINK_FIELD_ID));
+    let members = client.members().await.unwrap();
+    assert!(members.iter().any(|m| m.email == "alice@example.com"));
+}
+
+#[tokio::test]
+async fn clickup_comments_and_webhooks() {
+    let (sim, client, _stats) = clickup().await;
+    let list = list_id(&sim);
+    let id = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    sim.ui_comment(&id, "from the UI").unwrap();
+    let cid = client.add_comment(&id, "from the sync").await.unwrap();
+    let comments = client.list_comments(&id).await.unwrap();
+    assert_eq!(comments.len(), 2);
+    assert!(comments
+        .iter()
+        .any(|c| c.id == cid && c.text == "from the sync"));
+    let hook = client
+        .create_webhook("http://127.0.0.1:9/hook", &["taskUpdated"], None)
+        .await
+        .unwrap();
+    assert!(hook.secret.is_some());
+    let hooks = client.list_webhooks().await.unwrap();
+    assert!(hooks.iter().any(|h| h.id == hook.id));
+    client.delete_webhook(&hook.id).await.unwrap();
+    assert!(client
+        .list_webhooks()
+        .await
+        .unwrap()
+        .iter()
+        .all(|h| h.id != hook.id));
+}
+
+// ---------------------------------------------------------------- secrets
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tokens_never_appear_in_trace_logs_errors_or_debug() {
+    let buf = Buf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(buf.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (asim, aclient, _) = ado().await;
+    let (csim, cclient, _) = clickup().await;
+    let pat = asim.options().pat.clone();
+    let token = csim.options().token.clone();
+    let basic = base64_of(&format!(":{pat}"));
+
+    let id = asim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    asim.faults().add(FaultRule {
+        method: String::new(),
+        path_contains: "/wiql".into(),
+        fault: FaultKind::Status { status: 500 },
+        times: Some(1),
+        probability: None,
+    });
+    let mut texts = Vec::new();
+    aclient
+        .query_changed_since("", Utc::now() - CDuration::hours(1))
+        .await
+        .unwrap();
+    let r = aclient.get(id).await.unwrap();
+    texts.push(format!(
+        "{:?}",
+        aclient.update(id, r.rev - 1, &AdoPatch::default()).await
+    ));
+    texts.push(format!(
+        "{:?}",
+        aclient
+            .update(
+                id,
+                999,
+                &AdoPatch {
+                    title: Some("y".into()),
+                    ..Default::default()
+                }
+            )
+            .await
+    ));
+    let list = list_id(&csim);
+    let tid = csim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "t".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    cclient.changed_since(&[list], 0).await.unwrap();
+    texts.push(format!("{:?}", cclient.get_task(&tid).await));
+    texts.push(format!("{:?}", cclient.get_task("missing0").await));
+    texts.push(format!("{aclient:?} {cclient:?}"));
+    drop(_guard);
+
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("request"),
+        "the capture saw no client events:\n{log}"
+    );
+    assert!(
+        log.contains("retrying"),
+        "the 500 retry was not logged:\n{log}"
+    );
+    for secret in [&pat, &token, &basic] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret appeared in the trace log"
+        );
+        for t in &texts {
+            assert!(!t.contains(secret.as_str()), "a secret appeared in {t}");
+        }
+    }
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
