@@ -526,7 +526,11 @@ impl Transport {
             "request"
         );
         self.observe_rate_headers(status, &headers);
-        if status.is_success() {
+        // ADO answers a bad or expired PAT with 203 and an HTML sign-in page on some routes:
+        // a "success" that is really an auth failure.
+        let sign_in_page =
+            self.rules == HeaderRules::Ado && status == StatusCode::NON_AUTHORITATIVE_INFORMATION;
+        if status.is_success() && !sign_in_page {
             return Ok(Reply { body });
         }
         Err((self.classify)(
@@ -690,6 +694,23 @@ mod tests {
         assert_eq!(s.count_status(Side::Ado, "wiql", 500), 1);
         assert_eq!(s.total(Side::ClickUp), 1);
         assert_eq!(s.snapshot().len(), 3);
+    }
+
+    #[test]
+    fn limiter_is_sized_per_minute_and_shared_per_token() {
+        let a = limiter_for(Side::ClickUp, "pk_limiter_test", 60);
+        for i in 0..60 {
+            assert!(a.check().is_ok(), "request {i} of the first minute refused");
+        }
+        assert!(
+            a.check().is_err(),
+            "the 61st request within a minute must wait"
+        );
+        // Another client with the same token shares the budget; another token does not.
+        assert!(limiter_for(Side::ClickUp, "pk_limiter_test", 60)
+            .check()
+            .is_err());
+        assert!(limiter_for(Side::ClickUp, "pk_other", 60).check().is_ok());
     }
 
     #[test]

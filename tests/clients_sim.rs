@@ -456,6 +456,20 @@ async fn ado_bad_pat_is_an_auth_error_even_with_an_html_body() {
     let client = AdoClient::new(cfg, ApiStats::new()).unwrap();
     let err = client.get_batch(&[1]).await.unwrap_err();
     assert!(matches!(err, ApiError::Auth { status: 401, .. }), "{err:?}");
+    // A 203 (the sign-in page some routes answer a bad PAT with) is an auth failure too.
+    let (sim2, good, _) = ado().await;
+    sim2.faults().add(FaultRule {
+        method: String::new(),
+        path_contains: "/wiql".into(),
+        fault: FaultKind::Status { status: 203 },
+        times: Some(1),
+        probability: None,
+    });
+    let e203 = good.query_changed_since("", Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(e203, ApiError::Auth { status: 203, .. }),
+        "{e203:?}"
+    );
     assert!(!format!("{err} {err:?} {client:?}").contains("wrong-pat-123"));
 }
 

@@ -56,6 +56,11 @@ fn classify(f: &Failure<'_>, _policy: &HttpPolicy) -> ApiError {
             }
         });
     match f.status {
+        StatusCode::NON_AUTHORITATIVE_INFORMATION => ApiError::Auth {
+            op,
+            status: 203,
+            message: "HTTP 203 with a sign-in page: the PAT is wrong or expired".into(),
+        },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ApiError::Auth {
             op,
             status: f.status.as_u16(),
