@@ -326,8 +326,11 @@ pub(crate) fn rate_limit_wait(headers: &HeaderMap) -> Duration {
     if let Some(reset) = header_f64(headers, "x-ratelimit-reset") {
         let now_ms = Utc::now().timestamp_millis() as f64;
         let wait_ms = reset * 1000.0 - now_ms;
-        // The reset is in whole seconds: wait into the next second, never zero.
-        return Duration::from_millis(wait_ms.max(0.0) as u64 + 250);
+        // The reset is in whole seconds: wait into the next second, never zero. The windows
+        // are a minute long, so a reset further out than that is clock skew between us and
+        // the service, not a reason to stall.
+        let wait_ms = wait_ms.clamp(0.0, 61_000.0);
+        return Duration::from_millis(wait_ms as u64 + 250);
     }
     Duration::from_secs(1)
 }
@@ -682,6 +685,11 @@ mod tests {
             w > Duration::from_millis(1000) && w <= Duration::from_millis(2300),
             "{w:?}"
         );
+        // A reset far in the future (a skewed service clock) is capped at one window.
+        let mut h = HeaderMap::new();
+        let reset = (Utc::now().timestamp() + 600).to_string();
+        h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+        assert_eq!(rate_limit_wait(&h), Duration::from_millis(61_250));
     }
 
     #[test]
