@@ -1062,3 +1062,77 @@ async fn clickup_team_not_authorized_means_gone_only_when_the_token_is_valid() {
     assert!(matches!(err, ApiError::Auth { .. }), "{err:?}");
     assert!(!format!("{err} {err:?} {bad:?}").contains("pk_not_the_token"));
 }
+
+// ---------------------------------------------------------------- sweeps and creates
+
+#[tokio::test]
+async fn ado_full_listing_pages_by_id() {
+    let sim = adosim::start(AdoSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = AdoConfig::new(&o.org, &o.project, SecretString::from(o.pat.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = fast_policy();
+    cfg.wiql_page_size = 2;
+    let client = AdoClient::new(cfg, ApiStats::new()).unwrap();
+    sim.seed(seed_items_from(
+        Some(20),
+        5,
+        Utc::now() - CDuration::days(400),
+        false,
+    ))
+    .unwrap();
+    let ids = client.list_all_ids("").await.unwrap();
+    assert_eq!(ids, vec![20, 21, 22, 23, 24]);
+    assert_eq!(sim.log().count("POST", "/_apis/wit/wiql"), 3);
+}
+
+#[tokio::test]
+async fn clickup_full_listing_and_creates_are_sent_once() {
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    let tasks = (0..150)
+        .map(|i| SeedTask {
+            id: None,
+            list_id: list.clone(),
+            input: SimTaskInput {
+                name: format!("t{i}"),
+                status: (i % 10 == 0).then(|| "complete".to_string()),
+                ..Default::default()
+            },
+            date_created_ms: None,
+            date_updated_ms: None,
+            comments: vec![],
+        })
+        .collect();
+    sim.seed(ClickUpSeed {
+        members: None,
+        lists: None,
+        tasks,
+    })
+    .unwrap();
+    let all = client.list_all(std::slice::from_ref(&list)).await.unwrap();
+    assert_eq!(all.tasks.len(), 150, "closed tasks included");
+    assert_eq!(all.pages, 2);
+
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/task".into(),
+        fault: FaultKind::Status { status: 500 },
+        times: Some(1),
+        probability: None,
+    });
+    let err = client
+        .create_task(&ClickUpCreate {
+            list_id: list.clone(),
+            fields: ClickUpPatch {
+                name: Some("once".into()),
+                ..Default::default()
+            },
+            backlink_url: "https://dev.azure.com/o/p/_workitems/edit/1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Transient { .. }), "{err:?}");
+    assert_eq!(stats.count(Side::ClickUp, "task.create"), 1);
+    assert_eq!(sim.tasks().len(), 150);
+}
