@@ -326,8 +326,11 @@ pub(crate) fn rate_limit_wait(headers: &HeaderMap) -> Duration {
     if let Some(reset) = header_f64(headers, "x-ratelimit-reset") {
         let now_ms = Utc::now().timestamp_millis() as f64;
         let wait_ms = reset * 1000.0 - now_ms;
-        // The reset is in whole seconds: wait into the next second, never zero.
-        return Duration::from_millis(wait_ms.max(0.0) as u64 + 250);
+        // The reset is in whole seconds: wait into the next second, never zero. The windows
+        // are a minute long, so a reset further out than that is clock skew between us and
+        // the service, not a reason to stall.
+        let wait_ms = wait_ms.clamp(0.0, 61_000.0);
+        return Duration::from_millis(wait_ms as u64 + 250);
     }
     Duration::from_secs(1)
 }
@@ -526,7 +529,11 @@ impl Transport {
             "request"
         );
         self.observe_rate_headers(status, &headers);
-        if status.is_success() {
+        // ADO answers a bad or expired PAT with 203 and an HTML sign-in page on some routes:
+        // a "success" that is really an auth failure.
+        let sign_in_page =
+            self.rules == HeaderRules::Ado && status == StatusCode::NON_AUTHORITATIVE_INFORMATION;
+        if status.is_success() && !sign_in_page {
             return Ok(Reply { body });
         }
         Err((self.classify)(
@@ -678,6 +685,11 @@ mod tests {
             w > Duration::from_millis(1000) && w <= Duration::from_millis(2300),
             "{w:?}"
         );
+        // A reset far in the future (a skewed service clock) is capped at one window.
+        let mut h = HeaderMap::new();
+        let reset = (Utc::now().timestamp() + 600).to_string();
+        h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+        assert_eq!(rate_limit_wait(&h), Duration::from_millis(61_250));
     }
 
     #[test]
@@ -690,6 +702,23 @@ mod tests {
         assert_eq!(s.count_status(Side::Ado, "wiql", 500), 1);
         assert_eq!(s.total(Side::ClickUp), 1);
         assert_eq!(s.snapshot().len(), 3);
+    }
+
+    #[test]
+    fn limiter_is_sized_per_minute_and_shared_per_token() {
+        let a = limiter_for(Side::ClickUp, "pk_limiter_test", 60);
+        for i in 0..60 {
+            assert!(a.check().is_ok(), "request {i} of the first minute refused");
+        }
+        assert!(
+            a.check().is_err(),
+            "the 61st request within a minute must wait"
+        );
+        // Another client with the same token shares the budget; another token does not.
+        assert!(limiter_for(Side::ClickUp, "pk_limiter_test", 60)
+            .check()
+            .is_err());
+        assert!(limiter_for(Side::ClickUp, "pk_other", 60).check().is_ok());
     }
 
     #[test]

@@ -456,6 +456,20 @@ async fn ado_bad_pat_is_an_auth_error_even_with_an_html_body() {
     let client = AdoClient::new(cfg, ApiStats::new()).unwrap();
     let err = client.get_batch(&[1]).await.unwrap_err();
     assert!(matches!(err, ApiError::Auth { status: 401, .. }), "{err:?}");
+    // A 203 (the sign-in page some routes answer a bad PAT with) is an auth failure too.
+    let (sim2, good, _) = ado().await;
+    sim2.faults().add(FaultRule {
+        method: String::new(),
+        path_contains: "/wiql".into(),
+        fault: FaultKind::Status { status: 203 },
+        times: Some(1),
+        probability: None,
+    });
+    let e203 = good.query_changed_since("", Utc::now()).await.unwrap_err();
+    assert!(
+        matches!(e203, ApiError::Auth { status: 203, .. }),
+        "{e203:?}"
+    );
     assert!(!format!("{err} {err:?} {client:?}").contains("wrong-pat-123"));
 }
 
@@ -515,7 +529,10 @@ async fn clickup_250_changed_tasks_cost_three_pages() {
     })
     .unwrap();
     sim.log().clear();
-    let poll = client.changed_since(std::slice::from_ref(&list), since).await.unwrap();
+    let poll = client
+        .changed_since(std::slice::from_ref(&list), since)
+        .await
+        .unwrap();
     assert_eq!(poll.tasks.len(), 250);
     assert!(poll.failed.is_empty());
     assert_eq!(poll.pages, 3);
@@ -927,4 +944,195 @@ async fn tokens_never_appear_in_trace_logs_errors_or_debug() {
 fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+// ---------------------------------------------------------------- more rate limits and auth
+
+#[tokio::test]
+async fn ado_blocking_rate_limit_is_obeyed_and_every_read_succeeds() {
+    let (sim, client, stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    sim.set_rate_limit(Some(adosim::AdoRateLimit {
+        limit: 2,
+        window_ms: 600,
+        mode: adosim::RateLimitMode::Block,
+    }));
+    for _ in 0..4 {
+        let r = client.get_batch(&[id]).await.unwrap();
+        assert_eq!(r[0].as_ref().unwrap().title, "x");
+    }
+    assert_eq!(
+        stats.count_status(Side::Ado, "workitemsbatch", 200),
+        4,
+        "{:?}",
+        stats.snapshot()
+    );
+}
+
+#[tokio::test]
+async fn ado_retry_after_on_a_delayed_200_holds_the_next_request() {
+    let (sim, client, stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    sim.set_rate_limit(Some(adosim::AdoRateLimit {
+        limit: 1,
+        window_ms: 1_000,
+        mode: adosim::RateLimitMode::Delay { delay_ms: 200 },
+    }));
+    let started = Instant::now();
+    for _ in 0..3 {
+        client.get_batch(&[id]).await.unwrap();
+    }
+    // The 2nd answer was delayed 200 ms and said `Retry-After: 1` (on a 200, which the docs
+    // say to honour): the 3rd request waited that second. Without it the three calls take
+    // about 600 ms (two delays and one X-RateLimit-Delay pause).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1_150), "{took:?}");
+    assert_eq!(stats.count_status(Side::Ado, "workitemsbatch", 200), 3);
+}
+
+#[tokio::test]
+async fn clickup_remaining_zero_pauses_until_reset_instead_of_hitting_429() {
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    let id = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    sim.set_rate_limit(RateLimit {
+        limit: 3,
+        window: Duration::from_millis(400),
+    });
+    for _ in 0..7 {
+        assert_eq!(client.get_task(&id).await.unwrap().name, "x");
+    }
+    assert_eq!(
+        stats.count_status(Side::ClickUp, "task.get", 429),
+        0,
+        "{:?}",
+        stats.snapshot()
+    );
+    assert_eq!(stats.count_status(Side::ClickUp, "task.get", 200), 7);
+}
+
+#[tokio::test]
+async fn clickup_team_not_authorized_means_gone_only_when_the_token_is_valid() {
+    let sim = cusim::start(ClickUpSimOptions {
+        missing_task_as_401: true,
+        ..ClickUpSimOptions::default()
+    })
+    .await
+    .unwrap();
+    let o = sim.options().clone();
+    let make = |token: &str| {
+        let mut cfg = ClickUpConfig::new(&o.team_id, SecretString::from(token.to_string()));
+        cfg.base_url = sim.base_url();
+        cfg.policy = fast_policy();
+        ClickUpClient::new(cfg, ApiStats::new()).unwrap()
+    };
+    let client = make(&o.token);
+    let list = list_id(&sim);
+    let id = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    sim.ui_delete(&id).unwrap();
+    for _ in 0..2 {
+        let err = client.get_task(&id).await.unwrap_err();
+        assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+    }
+    // The token was checked once and remembered.
+    assert_eq!(client.stats().count(Side::ClickUp, "user"), 1);
+    // With a bad token the same answer is an auth failure.
+    let bad = make("pk_not_the_token");
+    let err = bad.get_task(&id).await.unwrap_err();
+    assert!(matches!(err, ApiError::Auth { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?} {bad:?}").contains("pk_not_the_token"));
+}
+
+// ---------------------------------------------------------------- sweeps and creates
+
+#[tokio::test]
+async fn ado_full_listing_pages_by_id() {
+    let sim = adosim::start(AdoSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = AdoConfig::new(&o.org, &o.project, SecretString::from(o.pat.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = fast_policy();
+    cfg.wiql_page_size = 2;
+    let client = AdoClient::new(cfg, ApiStats::new()).unwrap();
+    sim.seed(seed_items_from(
+        Some(20),
+        5,
+        Utc::now() - CDuration::days(400),
+        false,
+    ))
+    .unwrap();
+    let ids = client.list_all_ids("").await.unwrap();
+    assert_eq!(ids, vec![20, 21, 22, 23, 24]);
+    assert_eq!(sim.log().count("POST", "/_apis/wit/wiql"), 3);
+}
+
+#[tokio::test]
+async fn clickup_full_listing_and_creates_are_sent_once() {
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    let tasks = (0..150)
+        .map(|i| SeedTask {
+            id: None,
+            list_id: list.clone(),
+            input: SimTaskInput {
+                name: format!("t{i}"),
+                status: (i % 10 == 0).then(|| "complete".to_string()),
+                ..Default::default()
+            },
+            date_created_ms: None,
+            date_updated_ms: None,
+            comments: vec![],
+        })
+        .collect();
+    sim.seed(ClickUpSeed {
+        members: None,
+        lists: None,
+        tasks,
+    })
+    .unwrap();
+    let all = client.list_all(std::slice::from_ref(&list)).await.unwrap();
+    assert_eq!(all.tasks.len(), 150, "closed tasks included");
+    assert_eq!(all.pages, 2);
+
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/task".into(),
+        fault: FaultKind::Status { status: 500 },
+        times: Some(1),
+        probability: None,
+    });
+    let err = client
+        .create_task(&ClickUpCreate {
+            list_id: list.clone(),
+            fields: ClickUpPatch {
+                name: Some("once".into()),
+                ..Default::default()
+            },
+            backlink_url: "https://dev.azure.com/o/p/_workitems/edit/1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Transient { .. }), "{err:?}");
+    assert_eq!(stats.count(Side::ClickUp, "task.create"), 1);
+    assert_eq!(sim.tasks().len(), 150);
 }

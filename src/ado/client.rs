@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::mapping::{self, RECORD_FIELDS};
-use super::{AdoComment, AdoConfig, AdoState, AdoWorkItemType, ChangedIds};
+use super::{AdoComment, AdoConfig, AdoSlot, AdoState, AdoWorkItemType, ChangedIds};
 use crate::core::model::{AdoCreate, AdoId, AdoPatch, AdoRecord, Side};
 use crate::remote::{
     rate_limit_wait, snippet, ApiError, ApiStats, Call, Failure, HeaderRules, HttpPolicy, Transport,
@@ -56,6 +56,11 @@ fn classify(f: &Failure<'_>, _policy: &HttpPolicy) -> ApiError {
             }
         });
     match f.status {
+        StatusCode::NON_AUTHORITATIVE_INFORMATION => ApiError::Auth {
+            op,
+            status: 203,
+            message: "HTTP 203 with a sign-in page: the PAT is wrong or expired".into(),
+        },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ApiError::Auth {
             op,
             status: f.status.as_u16(),
@@ -338,6 +343,28 @@ impl AdoClient {
         ids: &[AdoId],
         relations: bool,
     ) -> Result<Vec<Option<AdoRecord>>, ApiError> {
+        self.batch_slots(ids, relations)
+            .await?
+            .into_iter()
+            .map(|s| match s {
+                AdoSlot::Found(r) => Ok(Some(r)),
+                AdoSlot::Missing => Ok(None),
+                AdoSlot::Malformed(e) => Err(e),
+            })
+            .collect()
+    }
+
+    /// As [`get_batch`](Self::get_batch), but an item whose JSON does not map fails alone
+    /// ([`AdoSlot::Malformed`]) instead of failing its whole batch.
+    pub async fn read_batch(
+        &self,
+        ids: &[AdoId],
+        relations: bool,
+    ) -> Result<Vec<AdoSlot>, ApiError> {
+        self.batch_slots(ids, relations).await
+    }
+
+    async fn batch_slots(&self, ids: &[AdoId], relations: bool) -> Result<Vec<AdoSlot>, ApiError> {
         let web_base = self.web_base();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.batch_size) {
@@ -352,12 +379,29 @@ impl AdoClient {
                 .json(&body)
                 .safe();
             let reply = self.http.execute(&call).await?;
-            let records =
-                mapping::decode_work_items(&reply.body, &web_base).map_err(|e| with_op(e, &op))?;
+            let items = mapping::decode_work_items_each(&reply.body, &web_base)
+                .map_err(|e| with_op(e, &op))?;
             // Place by id: a null slot carries no id, so positions alone are not trusted.
-            let mut by_id: HashMap<AdoId, AdoRecord> =
-                records.into_iter().flatten().map(|r| (r.id, r)).collect();
-            out.extend(chunk.iter().map(|id| by_id.remove(id)));
+            let mut by_id: HashMap<AdoId, AdoSlot> = HashMap::new();
+            for (id, r) in items {
+                match (id, r) {
+                    (Some(id), Ok(Some(rec))) => {
+                        by_id.insert(id, AdoSlot::Found(rec));
+                    }
+                    (Some(id), Err(e)) => {
+                        by_id.insert(id, AdoSlot::Malformed(e));
+                    }
+                    (None, Err(e)) => {
+                        return Err(with_op(e, &op));
+                    }
+                    _ => {}
+                }
+            }
+            out.extend(
+                chunk
+                    .iter()
+                    .map(|id| by_id.remove(id).unwrap_or(AdoSlot::Missing)),
+            );
         }
         Ok(out)
     }

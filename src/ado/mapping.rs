@@ -104,6 +104,39 @@ pub fn decode_work_items(body: &[u8], web_base: &str) -> Result<Vec<Option<AdoRe
         .collect()
 }
 
+/// A `{count, value}` list of work items, each mapped on its own: `Ok(None)` for a `null`
+/// slot, `Err` (naming the item) for one that does not map, without failing the others.
+/// The id is `None` only when the item's JSON has no readable id.
+#[allow(clippy::type_complexity)]
+pub fn decode_work_items_each(
+    body: &[u8],
+    web_base: &str,
+) -> Result<Vec<(Option<AdoId>, Result<Option<AdoRecord>, ApiError>)>, ApiError> {
+    let c: Collection<Value> = parse(body, "read a list of work items")?;
+    Ok(c.value
+        .into_iter()
+        .map(|v| {
+            if v.is_null() {
+                return (None, Ok(None));
+            }
+            let id = v.get("id").and_then(Value::as_i64);
+            let r = serde_json::from_value::<WorkItem>(v)
+                .map_err(|e| {
+                    ApiError::protocol(
+                        &format!(
+                            "map ADO work item {}",
+                            id.map(|i| i.to_string()).unwrap_or_else(|| "?".into())
+                        ),
+                        e.to_string(),
+                    )
+                })
+                .and_then(|w| to_record(&w, web_base))
+                .map(Some);
+            (id, r)
+        })
+        .collect())
+}
+
 /// The `relations` of one work item, as the client needs them to remove one by index.
 pub(crate) fn decode_relations(
     body: &[u8],
@@ -514,6 +547,22 @@ mod tests {
         assert_eq!(r.parent, Some(9));
         assert_eq!(r.changed_date.timestamp_subsec_micros(), 123456);
         assert_eq!(r.web_url, "https://dev.azure.com/o/p/_workitems/edit/5");
+    }
+
+    #[test]
+    fn each_item_of_a_batch_maps_or_fails_alone() {
+        let body = json!({"count": 3, "value": [
+            null,
+            {"id": 1, "rev": 1, "fields": {"System.ChangedDate": "2024-01-01T00:00:00Z"}},
+            {"id": 2, "rev": 4, "fields": {"System.Title": "no date"}}
+        ]});
+        let items = decode_work_items_each(body.to_string().as_bytes(), "b").unwrap();
+        assert!(matches!(items[0], (None, Ok(None))));
+        assert!(matches!(&items[1], (Some(1), Ok(Some(r))) if r.rev == 1));
+        match &items[2] {
+            (Some(2), Err(e)) => assert!(e.to_string().contains("work item 2"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

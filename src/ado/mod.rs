@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 pub use client::AdoClient;
 
-use crate::core::model::{AdoId, AdoStateCategory};
-use crate::remote::HttpPolicy;
+use crate::core::model::{AdoId, AdoRecord, AdoStateCategory};
+use crate::remote::{ApiError, HttpPolicy};
 
 /// The real service.
 pub const DEFAULT_BASE_URL: &str = "https://dev.azure.com";
@@ -76,6 +76,18 @@ pub struct WiqlPage {
 pub struct ChangedIds {
     pub ids: Vec<AdoId>,
     pub as_of: DateTime<Utc>,
+}
+
+/// One slot of a batch read. (Most slots are `Found`, so boxing the record would only add
+/// an allocation per item.)
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum AdoSlot {
+    Found(AdoRecord),
+    /// Deleted, or not visible to the PAT (a `null` slot with `errorPolicy=omit`).
+    Missing,
+    /// The item came back but does not map (e.g. no `System.ChangedDate`): fails alone.
+    Malformed(ApiError),
 }
 
 /// A work item comment.

@@ -158,9 +158,15 @@ impl ClickUpClient {
             TokenKind::OAuth if token.starts_with("Bearer ") => token.to_string(),
             TokenKind::OAuth => format!("Bearer {token}"),
         };
+        // ClickUp always limits per token: an unset limit means the plan default (100/min);
+        // `Some(0)` turns the client-side limiter off.
+        let mut policy = cfg.policy.clone();
+        if policy.requests_per_minute.is_none() {
+            policy.requests_per_minute = Some(100);
+        }
         let http = Transport::new(
             Side::ClickUp,
-            cfg.policy.clone(),
+            policy,
             stats,
             &auth,
             token,

@@ -39,7 +39,8 @@ pub struct ClickUpConfig {
     pub token: SecretString,
     #[serde(default)]
     pub token_kind: TokenKind,
-    /// Rate limit default: 100 requests per minute per token.
+    /// Rate limit default: 100 requests per minute per token (`requests_per_minute` unset
+    /// also means 100; `0` turns the client-side limiter off).
     #[serde(default = "HttpPolicy::clickup_default")]
     pub policy: HttpPolicy,
     /// The custom field that holds the ADO work item URL (the back-link marker), if any.
