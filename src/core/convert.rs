@@ -1,0 +1,1321 @@
+//! Rich-text conversion between ADO's HTML and the canonical Markdown form.
+//!
+//! The canonical form of a description is normalized GFM Markdown: whatever either side stores is
+//! parsed, brought to one canonical syntax tree, and printed one way only. Because both
+//! directions end in the same normalizer, a description reaches a fixed point after one round
+//! trip (`html_to_markdown(markdown_to_html(x)) == x` for every canonical `x`), so a synced
+//! description never looks changed on its own.
+//!
+//! Canonical conventions (other modules compare descriptions through them):
+//! - bullets `-`, ordered items `1.` numbered consecutively from the list's start (delimiter `.`),
+//!   task items `- [ ]` / `- [x]`, list content indented by the marker width;
+//! - emphasis `*text*`, strong `**text**`, strikethrough `~~text~~`;
+//! - ATX headings (`## Title`), fenced code blocks with backticks (info string = first word only),
+//!   thematic break `-----`, block quotes `> `;
+//! - a paragraph is one line: soft breaks become spaces, runs of spaces collapse to one, no
+//!   non-breaking spaces outside code; hard breaks are a backslash at the end of the line;
+//! - tables `| a | b |` with a `| --- |` delimiter row (`:--`, `:-:`, `--:` for alignment), pipes in
+//!   cells escaped as `\|`;
+//! - only the escapes a reader needs: an escape is kept only when removing it would change the
+//!   document (so `snake_case` and `#tag` stay bare, `\*not emphasis\*` keeps what it needs);
+//! - bare URLs stay bare (GFM autolinks), other links are `[text](url)`; URLs are percent-encoded
+//!   the way the HTML renderer writes them;
+//! - raw HTML is never rendered: `<br>` becomes a hard break, comments are dropped, any other tag
+//!   is kept as literal text;
+//! - no trailing spaces, no blank-line runs, one trailing newline is NOT kept (the text ends with
+//!   its last character); an empty description is the empty string.
+//!
+//! Pure: no I/O, no clock. No input makes these functions panic.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use comrak::nodes::{AstNode, ListDelimType, NodeValue};
+use comrak::{Arena, Options};
+use htmd::element_handler::{HandlerResult, Handlers};
+use htmd::{Element, HtmlToMarkdown};
+use markup5ever_rcdom::{Node as DomNode, NodeData};
+
+/// ADO HTML (System.Description) -> canonical Markdown.
+pub fn html_to_markdown(html: &str) -> String {
+    let html = strip_placeholders(html);
+    let converter = converter();
+    let Ok(tree) = converter.html_to_tree(&html) else {
+        return String::new();
+    };
+    prepare_dom(&tree, false);
+    let md = converter.tree_to_markdown(&tree);
+    normalize_impl(&md, true)
+}
+
+/// Canonical Markdown -> HTML for ADO (comrak GFM with raw HTML never rendered, then ammonia).
+pub fn markdown_to_html(md: &str) -> String {
+    let md = strip_placeholders(md);
+    let arena = Arena::new();
+    let opts = comrak_options();
+    let root = comrak::parse_document(&arena, &md, &opts);
+    canonicalize_tree(&arena, root, false);
+    let mut html = String::new();
+    if comrak::format_html(root, &opts, &mut html).is_err() {
+        return String::new();
+    }
+    sanitizer().clean(&html).to_string()
+}
+
+/// Any GFM (e.g. ClickUp's `markdown_description`) -> canonical Markdown.
+pub fn normalize_markdown(md: &str) -> String {
+    normalize_impl(&strip_placeholders(md), false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placeholders.
+//
+// htmd escapes text with its own (turndown) rules, which are neither minimal nor complete (it does
+// not escape `&`, `<` only sometimes, ...). To keep one escaping policy, the DOM's text is rewritten
+// before htmd runs: every ASCII punctuation character becomes one of the 32 Unicode
+// noncharacters U+FDD0..U+FDEF, which no Markdown parser treats as syntax. comrak then parses
+// the text as plain text, the placeholders are mapped back in the syntax tree, and the canonical
+// printer escapes exactly what needs escaping. Noncharacters are not meant for interchange, so
+// inputs are stripped of them first.
+
+const PUNCT: &[u8; 32] = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+const PH_BASE: u32 = 0xFDD0;
+
+fn is_placeholder(c: char) -> bool {
+    (PH_BASE..PH_BASE + 32).contains(&(c as u32))
+}
+
+fn strip_placeholders(s: &str) -> Cow<'_, str> {
+    if s.chars().any(is_placeholder) {
+        Cow::Owned(s.chars().filter(|c| !is_placeholder(*c)).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn encode_placeholders(s: &str) -> String {
+    s.chars()
+        .map(|c| match PUNCT.iter().position(|&p| char::from(p) == c) {
+            // The index is < 32, so the code point is a valid noncharacter.
+            Some(i) => char::from_u32(PH_BASE + i as u32).unwrap_or(c),
+            None => c,
+        })
+        .collect()
+}
+
+fn decode_placeholders(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_placeholder) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if is_placeholder(c) {
+                    let i = (c as u32 - PH_BASE) as usize;
+                    PUNCT.get(i).map_or(c, |&b| char::from(b))
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML side: DOM preparation and htmd handlers.
+
+const DROPPED_ELEMENTS: &[&str] = &[
+    "head", "style", "script", "title", "meta", "link", "xml", "template", "o:p", "noscript",
+];
+
+/// Rewrites the parsed DOM in place: drops invisible elements and comments, turns text into
+/// placeholders, and non-breaking spaces outside code into spaces.
+fn prepare_dom(node: &Rc<DomNode>, in_pre: bool) {
+    let in_pre = in_pre || matches!(tag_name(node), Some("pre" | "code"));
+    node.children.borrow_mut().retain(|child| match &child.data {
+        NodeData::Comment { .. } | NodeData::ProcessingInstruction { .. } => false,
+        NodeData::Element { name, .. } => !DROPPED_ELEMENTS.contains(&&*name.local),
+        _ => true,
+    });
+    let children: Vec<Rc<DomNode>> = node.children.borrow().iter().cloned().collect();
+    for child in &children {
+        if let NodeData::Text { contents } = &child.data {
+            let text = contents.borrow().to_string();
+            let text = if in_pre {
+                text
+            } else {
+                text.replace('\u{a0}', " ")
+            };
+            contents.replace(encode_placeholders(&text).into());
+        } else {
+            prepare_dom(child, in_pre);
+        }
+    }
+}
+
+fn tag_name(node: &DomNode) -> Option<&str> {
+    match &node.data {
+        NodeData::Element { name, .. } => Some(&name.local),
+        _ => None,
+    }
+}
+
+fn dom_attr(node: &DomNode, name: &str) -> Option<String> {
+    match &node.data {
+        NodeData::Element { attrs, .. } => attrs
+            .borrow()
+            .iter()
+            .find(|a| &*a.name.local == name)
+            .map(|a| a.value.to_string()),
+        _ => None,
+    }
+}
+
+fn attr(element: &Element, name: &str) -> Option<String> {
+    element
+        .attrs
+        .iter()
+        .find(|a| &*a.name.local == name)
+        .map(|a| a.value.to_string())
+}
+
+/// The text of a subtree; `<br>` counts as a newline (some editors put them in `<pre>`).
+fn text_content(node: &DomNode, out: &mut String) {
+    match &node.data {
+        NodeData::Text { contents } => out.push_str(&contents.borrow()),
+        NodeData::Element { name, .. } if &*name.local == "br" => out.push('\n'),
+        _ => {
+            for child in node.children.borrow().iter() {
+                text_content(child, out);
+            }
+        }
+    }
+}
+
+fn has_ancestor(node: &DomNode, tags: &[&str]) -> bool {
+    let mut current = parent_of(node);
+    while let Some(parent) = current {
+        if tag_name(&parent).is_some_and(|t| tags.contains(&t)) {
+            return true;
+        }
+        current = parent_of(&parent);
+    }
+    false
+}
+
+fn parent_of(node: &DomNode) -> Option<Rc<DomNode>> {
+    let weak = node.parent.take();
+    let parent = weak.as_ref().and_then(|w| w.upgrade());
+    node.parent.set(weak);
+    parent
+}
+
+fn is_word_list_marker(node: &DomNode) -> bool {
+    tag_name(node) == Some("span")
+        && dom_attr(node, "style").is_some_and(|s| {
+            s.replace(' ', "")
+                .to_ascii_lowercase()
+                .contains("mso-list:ignore")
+        })
+}
+
+fn find_word_list_marker(node: &DomNode) -> Option<Rc<DomNode>> {
+    for child in node.children.borrow().iter() {
+        if is_word_list_marker(child) {
+            return Some(child.clone());
+        }
+        if let Some(found) = find_word_list_marker(child) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn result(content: String) -> Option<HandlerResult> {
+    Some(HandlerResult {
+        content,
+        markdown_translated: true,
+    })
+}
+
+/// Puts whitespace at the edges of inline content outside the delimiters, as CommonMark needs.
+fn wrap_inline(content: &str, open: &str, close: &str) -> String {
+    let inner = content.trim_matches(|c: char| c.is_ascii_whitespace());
+    if inner.is_empty() {
+        return if content.is_empty() {
+            String::new()
+        } else {
+            " ".to_string()
+        };
+    }
+    let lead = if content.starts_with(|c: char| c.is_ascii_whitespace()) {
+        " "
+    } else {
+        ""
+    };
+    let trail = if content.ends_with(|c: char| c.is_ascii_whitespace()) {
+        " "
+    } else {
+        ""
+    };
+    format!("{lead}{open}{inner}{close}{trail}")
+}
+
+fn link_destination(url: &str) -> String {
+    let url: String = url
+        .trim()
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .collect();
+    // Placeholders hold every punctuation character, so `<...>` cannot be closed early.
+    format!("<{}>", encode_placeholders(&url))
+}
+
+fn link_title(title: Option<String>) -> String {
+    match title {
+        Some(t) if !t.trim().is_empty() => {
+            let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!(" \"{}\"", encode_placeholders(&t))
+        }
+        _ => String::new(),
+    }
+}
+
+fn anchor_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let content = handlers.walk_children(element.node).content;
+    // Link text is inline: block breaks inside it would end the link.
+    let content = collapse_newlines(&content);
+    let href = attr(&element, "href").unwrap_or_default();
+    let href = href.trim();
+    if attr(&element, "data-vss-mention").is_some() || href.is_empty() || href == "#" {
+        // ADO mentions carry `@Name` as their text; the identity link means nothing elsewhere.
+        return result(content);
+    }
+    let text = content.trim_matches(|c: char| c.is_ascii_whitespace());
+    let link = format!(
+        "[{text}]({}{})",
+        link_destination(href),
+        link_title(attr(&element, "title"))
+    );
+    let lead = if content.starts_with(|c: char| c.is_ascii_whitespace()) && !text.is_empty() {
+        " "
+    } else {
+        ""
+    };
+    let trail = if content.ends_with(|c: char| c.is_ascii_whitespace()) && !text.is_empty() {
+        " "
+    } else {
+        ""
+    };
+    result(format!("{lead}{link}{trail}"))
+}
+
+fn collapse_newlines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last_space = false;
+    for c in s.chars() {
+        if c == '\n' || c == '\r' {
+            if !last_space {
+                // Keep a hard break's effect as a plain space inside inline containers.
+                out.push(' ');
+            }
+            last_space = true;
+        } else {
+            last_space = c == ' ';
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn img_handler(_handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let alt = attr(&element, "alt")
+        .map(|a| a.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let src = attr(&element, "src").unwrap_or_default();
+    if src.trim().is_empty() {
+        return result(encode_placeholders(&alt));
+    }
+    result(format!(
+        "![{}]({}{})",
+        encode_placeholders(&alt),
+        link_destination(&src),
+        link_title(attr(&element, "title"))
+    ))
+}
+
+fn strike_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let content = handlers.walk_children(element.node).content;
+    result(wrap_inline(&content, "~~", "~~"))
+}
+
+fn inline_code_handler(_handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let mut text = String::new();
+    text_content(element.node, &mut text);
+    let text = text.replace(['\n', '\r'], " ");
+    if text.is_empty() {
+        return None;
+    }
+    // Placeholders hold every backtick, so a single backtick fence always suffices.
+    let pad = text.starts_with(' ') && text.ends_with(' ') && !text.trim_matches(' ').is_empty();
+    if pad {
+        result(format!("` {text} `"))
+    } else {
+        result(format!("`{text}`"))
+    }
+}
+
+fn language_of(node: &DomNode) -> Option<String> {
+    let class = dom_attr(node, "class")?;
+    class.split_whitespace().find_map(|c| {
+        c.strip_prefix("language-")
+            .or_else(|| c.strip_prefix("lang-"))
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+    })
+}
+
+fn pre_handler(_handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let mut text = String::new();
+    text_content(element.node, &mut text);
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let mut lang = language_of(element.node);
+    if lang.is_none() {
+        for child in element.node.children.borrow().iter() {
+            if tag_name(child) == Some("code") {
+                lang = language_of(child);
+                break;
+            }
+        }
+    }
+    // The language is already placeholder-free punctuation-wise only if encoded.
+    let lang = encode_placeholders(&lang.unwrap_or_default());
+    result(format!("\n\n```{lang}\n{text}\n```\n\n"))
+}
+
+fn checkbox_handler(_handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let is_checkbox = attr(&element, "type").is_some_and(|t| t.eq_ignore_ascii_case("checkbox"));
+    if !is_checkbox || !has_ancestor(element.node, &["li"]) {
+        return None;
+    }
+    if attr(&element, "checked").is_some() {
+        result("[x] ".to_string())
+    } else {
+        result("[ ] ".to_string())
+    }
+}
+
+fn list_item_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let mut res = handlers.fallback(element)?;
+    // A loose task item renders as `<li><input> <p>text</p></li>`: keep the marker and the
+    // text on one line, or the task marker would stand alone.
+    for marker in ["[x] ", "[ ] "] {
+        if let Some(pos) = res.content.find(marker) {
+            let before = &res.content[..pos];
+            if before.trim_start_matches('\n').trim_end().chars().all(|c| c == '*') {
+                let after = &res.content[pos + marker.len()..];
+                let rest = after.trim_start_matches(|c: char| c.is_ascii_whitespace());
+                res.content = format!("{before}{marker}{rest}");
+            }
+            break;
+        }
+    }
+    Some(res)
+}
+
+fn span_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    if is_word_list_marker(element.node) {
+        // Word's typed list number ("1.&nbsp;&nbsp;"): the paragraph handler rebuilds the list.
+        return None;
+    }
+    handlers.fallback(element)
+}
+
+fn paragraph_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let style = attr(&element, "style").unwrap_or_default().to_ascii_lowercase();
+    let class = attr(&element, "class").unwrap_or_default().to_ascii_lowercase();
+    let is_word_list = style.contains("mso-list") || class.contains("msolistparagraph");
+    let marker = if is_word_list {
+        find_word_list_marker(element.node)
+    } else {
+        None
+    };
+    let Some(marker) = marker else {
+        return handlers.fallback(element);
+    };
+    let mut marker_text = String::new();
+    text_content(&marker, &mut marker_text);
+    let marker_text = decode_placeholders(&marker_text).replace('\u{a0}', " ");
+    let marker_text = marker_text.trim();
+    let level = style
+        .split("level")
+        .nth(1)
+        .and_then(|s| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(1)
+        .clamp(1, 9);
+    let digits: String = marker_text.chars().take_while(char::is_ascii_digit).collect();
+    let is_ordered = marker_text
+        .trim_end_matches(['.', ')'])
+        .chars()
+        .all(|c| c.is_alphanumeric())
+        && !marker_text.is_empty()
+        && marker_text.ends_with(['.', ')']);
+    let list_marker = if is_ordered {
+        let n = digits.parse::<u64>().unwrap_or(1).clamp(1, 99_999_999);
+        format!("{n}.")
+    } else {
+        "-".to_string()
+    };
+    let content = handlers.walk_children(element.node).content;
+    let content = collapse_newlines(content.trim());
+    let indent = " ".repeat((level - 1) * 4);
+    result(format!("\n\n{indent}{list_marker} {}\n\n", content.trim()))
+}
+
+/// `<td>`-only tables (what ADO's editor stores) and regular ones alike become GFM tables whose
+/// first row is the header.
+fn table_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    if has_ancestor(element.node, &["td", "th"]) {
+        // GFM has no nested tables: keep the inner table's text in the outer cell.
+        let content = handlers.walk_children(element.node).content;
+        return result(collapse_newlines(&content));
+    }
+    let mut rows: Vec<Vec<(String, Option<String>)>> = Vec::new();
+    collect_rows(handlers, element.node, &mut rows);
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    if columns == 0 {
+        return None;
+    }
+    let mut md = String::from("\n\n");
+    for (i, row) in rows.iter().enumerate() {
+        md.push('|');
+        for c in 0..columns {
+            let cell = row.get(c).map(|(text, _)| text.as_str()).unwrap_or("");
+            md.push(' ');
+            md.push_str(cell);
+            md.push_str(" |");
+        }
+        md.push('\n');
+        if i == 0 {
+            md.push('|');
+            for c in 0..columns {
+                let align = row.get(c).and_then(|(_, a)| a.as_deref());
+                md.push_str(match align {
+                    Some("left") => " :-- |",
+                    Some("center") => " :-: |",
+                    Some("right") => " --: |",
+                    _ => " --- |",
+                });
+            }
+            md.push('\n');
+        }
+    }
+    md.push('\n');
+    result(md)
+}
+
+fn collect_rows(
+    handlers: &dyn Handlers,
+    node: &Rc<DomNode>,
+    rows: &mut Vec<Vec<(String, Option<String>)>>,
+) {
+    for child in node.children.borrow().iter() {
+        match tag_name(child) {
+            Some("thead" | "tbody" | "tfoot") => collect_rows(handlers, child, rows),
+            Some("tr") => {
+                let mut cells = Vec::new();
+                for cell in child.children.borrow().iter() {
+                    if matches!(tag_name(cell), Some("td" | "th")) {
+                        let content = handlers.walk_children(cell).content;
+                        let text = collapse_newlines(&content)
+                            .split(' ')
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let align = dom_attr(cell, "align")
+                            .or_else(|| {
+                                dom_attr(cell, "style").and_then(|s| {
+                                    let s = s.replace(' ', "").to_ascii_lowercase();
+                                    s.split("text-align:")
+                                        .nth(1)
+                                        .map(|v| v.split(';').next().unwrap_or("").to_string())
+                                })
+                            })
+                            .map(|a| a.to_ascii_lowercase());
+                        cells.push((text, align));
+                    }
+                }
+                if !cells.is_empty() {
+                    rows.push(cells);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn nothing_handler(_handlers: &dyn Handlers, _element: Element) -> Option<HandlerResult> {
+    None
+}
+
+fn converter() -> &'static HtmlToMarkdown {
+    static CONVERTER: OnceLock<HtmlToMarkdown> = OnceLock::new();
+    CONVERTER.get_or_init(|| {
+        HtmlToMarkdown::builder()
+            .options(htmd::options::Options {
+                preformatted_code: true,
+                ..Default::default()
+            })
+            .add_handler(vec!["a"], anchor_handler)
+            .add_handler(vec!["img"], img_handler)
+            .add_handler(vec!["s", "strike", "del"], strike_handler)
+            .add_handler(vec!["code", "kbd", "samp", "tt"], inline_code_handler)
+            .add_handler(vec!["pre"], pre_handler)
+            .add_handler(vec!["input"], checkbox_handler)
+            .add_handler(vec!["li"], list_item_handler)
+            .add_handler(vec!["span"], span_handler)
+            .add_handler(vec!["p"], paragraph_handler)
+            .add_handler(vec!["table"], table_handler)
+            .add_handler(
+                vec!["o:p", "style", "script", "head", "title", "button", "select"],
+                nothing_handler,
+            )
+            .build()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown side: parse, bring the tree to canonical shape, print, drop needless escapes.
+
+fn comrak_options() -> Options<'static> {
+    let mut opts = Options::default();
+    opts.extension.table = true;
+    opts.extension.strikethrough = true;
+    opts.extension.tasklist = true;
+    opts.extension.autolink = true;
+    opts.render.list_style = comrak::options::ListStyleType::Dash;
+    opts.render.prefer_fenced = true;
+    opts.render.width = 0;
+    opts
+}
+
+fn sanitizer() -> ammonia::Builder<'static> {
+    let mut builder = ammonia::Builder::default();
+    // ammonia's default rel="noopener noreferrer" would be new noise on every write to ADO.
+    builder
+        .link_rel(None)
+        .add_tags(["input"])
+        .add_tag_attributes("input", ["type", "checked", "disabled"])
+        .add_tag_attributes("code", ["class"]);
+    builder
+}
+
+type MdNode<'a> = &'a AstNode<'a>;
+
+fn new_node<'a>(arena: &'a Arena<'a>, value: NodeValue) -> MdNode<'a> {
+    arena.alloc(AstNode::from(value))
+}
+
+fn new_text<'a>(arena: &'a Arena<'a>, text: String) -> MdNode<'a> {
+    new_node(arena, NodeValue::Text(Cow::Owned(text)))
+}
+
+fn is_raw_br(html: &str) -> bool {
+    let t = html.trim().to_ascii_lowercase();
+    let inner = t.trim_start_matches('<').trim_end_matches('>').trim_end_matches('/');
+    inner.trim() == "br"
+}
+
+fn is_comment(html: &str) -> bool {
+    let t = html.trim();
+    t.starts_with("<!--") && t.ends_with("-->")
+}
+
+/// The URL as it reads back from the HTML we send: percent-encoded the way comrak writes hrefs,
+/// dropped where comrak or ammonia would drop it.
+fn canonical_url(url: &str) -> Option<String> {
+    let url = url.trim();
+    if url.is_empty() || comrak::html::dangerous_url(url) {
+        return None;
+    }
+    let mut href = String::new();
+    comrak::html::escape_href(&mut href, url, false).ok()?;
+    let href = href.replace("&#x27;", "'").replace("&amp;", "&");
+    match url::Url::parse(&href) {
+        Ok(parsed) => sanitizer()
+            .clone_url_schemes()
+            .contains(parsed.scheme())
+            .then_some(href),
+        Err(url::ParseError::RelativeUrlWithoutBase) => Some(href),
+        Err(_) => None,
+    }
+}
+
+fn plain_text(node: MdNode<'_>) -> String {
+    let mut out = String::new();
+    for d in node.descendants() {
+        match &d.data().value {
+            NodeValue::Text(t) => out.push_str(t),
+            NodeValue::Code(c) => out.push_str(&c.literal),
+            NodeValue::SoftBreak | NodeValue::LineBreak => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn unwrap_node<'a>(node: MdNode<'a>) {
+    let children: Vec<_> = node.children().collect();
+    for child in children {
+        child.detach();
+        node.insert_before(child);
+    }
+    node.detach();
+}
+
+fn same_kind_ancestor(node: MdNode<'_>) -> bool {
+    let kind = std::mem::discriminant(&node.data().value);
+    let mut current = node.parent();
+    while let Some(p) = current {
+        let value = &p.data().value;
+        if value.block() {
+            return false;
+        }
+        if std::mem::discriminant(value) == kind {
+            return true;
+        }
+        current = p.parent();
+    }
+    false
+}
+
+fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
+    let dec = |s: &str| -> String {
+        if decode {
+            decode_placeholders(s).into_owned()
+        } else {
+            s.to_string()
+        }
+    };
+    let nodes: Vec<_> = root.descendants().collect();
+    for node in nodes {
+        let value = node.data().value.clone();
+        match value {
+            NodeValue::Text(t) => {
+                let t = dec(&t).replace(['\u{a0}', '\t', '\n', '\r'], " ");
+                node.data_mut().value = NodeValue::Text(Cow::Owned(t));
+            }
+            NodeValue::SoftBreak => {
+                node.data_mut().value = NodeValue::Text(Cow::Borrowed(" "));
+            }
+            NodeValue::Code(mut c) => {
+                c.literal = dec(&c.literal);
+                node.data_mut().value = NodeValue::Code(c);
+            }
+            NodeValue::CodeBlock(mut cb) => {
+                cb.literal = dec(&cb.literal);
+                let info = dec(&cb.info);
+                cb.info = info.split_whitespace().next().unwrap_or("").to_string();
+                cb.fenced = true;
+                node.data_mut().value = NodeValue::CodeBlock(cb);
+            }
+            NodeValue::HtmlInline(html) => {
+                if is_raw_br(&html) {
+                    node.data_mut().value = NodeValue::LineBreak;
+                } else if is_comment(&html) {
+                    node.detach();
+                } else {
+                    node.data_mut().value =
+                        NodeValue::Text(Cow::Owned(html.replace(['\n', '\r', '\t'], " ")));
+                }
+            }
+            NodeValue::HtmlBlock(block) => {
+                if is_comment(&block.literal) {
+                    node.detach();
+                    continue;
+                }
+                // Raw HTML is shown, never rendered: keep it as literal text, line by line.
+                let para = new_node(arena, NodeValue::Paragraph);
+                for (i, line) in block.literal.lines().enumerate() {
+                    if i > 0 {
+                        para.append(new_node(arena, NodeValue::LineBreak));
+                    }
+                    para.append(new_text(arena, line.replace('\t', " ")));
+                }
+                node.insert_before(para);
+                node.detach();
+            }
+            NodeValue::Link(mut link) => match canonical_url(&dec(&link.url)) {
+                Some(url) => {
+                    link.url = url;
+                    link.title = dec(&link.title)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    node.data_mut().value = NodeValue::Link(link);
+                }
+                None => unwrap_node(node),
+            },
+            NodeValue::Image(mut link) => {
+                let alt = dec(&plain_text(node))
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let children: Vec<_> = node.children().collect();
+                for child in children {
+                    child.detach();
+                }
+                match canonical_url(&dec(&link.url)) {
+                    Some(url) => {
+                        link.url = url;
+                        link.title = dec(&link.title)
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        node.data_mut().value = NodeValue::Image(link);
+                        if !alt.is_empty() {
+                            node.append(new_text(arena, alt));
+                        }
+                    }
+                    None => {
+                        node.data_mut().value = NodeValue::Text(Cow::Owned(alt));
+                    }
+                }
+            }
+            NodeValue::Emph | NodeValue::Strong | NodeValue::Strikethrough => {
+                if same_kind_ancestor(node) {
+                    unwrap_node(node);
+                }
+            }
+            NodeValue::TaskItem(mut ti) => {
+                ti.symbol = ti.symbol.filter(|c| !c.is_whitespace()).map(|_| 'x');
+                node.data_mut().value = NodeValue::TaskItem(ti);
+            }
+            NodeValue::List(mut list) => {
+                list.delimiter = ListDelimType::Period;
+                list.bullet_char = b'-';
+                list.start = list.start.max(1);
+                node.data_mut().value = NodeValue::List(list);
+            }
+            _ => {}
+        }
+    }
+    let blocks: Vec<_> = root
+        .descendants()
+        .filter(|n| {
+            matches!(
+                n.data().value,
+                NodeValue::Paragraph | NodeValue::Heading(_) | NodeValue::TableCell
+            )
+        })
+        .collect();
+    for block in blocks {
+        for _ in 0..3 {
+            if !clean_inlines(arena, block, true) {
+                break;
+            }
+        }
+    }
+    if decode {
+        let texts: Vec<_> = root.descendants().filter(|n| is_text(n)).collect();
+        for t in texts {
+            autolink_text_node(arena, t);
+        }
+    }
+    remove_empty_blocks(root);
+    merge_adjacent_lists(root);
+}
+
+fn is_text(node: MdNode<'_>) -> bool {
+    matches!(node.data().value, NodeValue::Text(_))
+}
+
+fn text_of(node: MdNode<'_>) -> String {
+    match &node.data().value {
+        NodeValue::Text(t) => t.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn set_text(node: MdNode<'_>, text: String) {
+    node.data_mut().value = NodeValue::Text(Cow::Owned(text));
+}
+
+fn collapse_spaces(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last_space = false;
+    for c in s.chars() {
+        if c == ' ' {
+            if !last_space {
+                out.push(c);
+            }
+            last_space = true;
+        } else {
+            out.push(c);
+            last_space = false;
+        }
+    }
+    out
+}
+
+/// Normalizes the inline children of `container`; returns whether anything changed.
+fn clean_inlines<'a>(arena: &'a Arena<'a>, container: MdNode<'a>, is_block: bool) -> bool {
+    let mut changed = false;
+    // Children first, so whitespace moved out of them is handled at this level.
+    let children: Vec<_> = container.children().collect();
+    for child in &children {
+        let wraps = matches!(
+            child.data().value,
+            NodeValue::Emph | NodeValue::Strong | NodeValue::Strikethrough | NodeValue::Link(_)
+        );
+        if !wraps {
+            continue;
+        }
+        changed |= clean_inlines(arena, child, false);
+        if let Some(first) = child.first_child().filter(|n| is_text(n)) {
+            let t = text_of(first);
+            if t.starts_with(' ') {
+                set_text(first, t.trim_start_matches(' ').to_string());
+                child.insert_before(new_text(arena, " ".to_string()));
+                changed = true;
+            }
+        }
+        if let Some(last) = child.last_child().filter(|n| is_text(n)) {
+            let t = text_of(last);
+            if t.ends_with(' ') {
+                set_text(last, t.trim_end_matches(' ').to_string());
+                child.insert_after(new_text(arena, " ".to_string()));
+                changed = true;
+            }
+        }
+    }
+    // Merge adjacent texts, collapse spaces, drop empties.
+    let mut current = container.first_child();
+    while let Some(node) = current {
+        let next = node.next_sibling();
+        if is_text(node) {
+            if let Some(n) = next.filter(|n| is_text(n)) {
+                let merged = text_of(node) + &text_of(n);
+                set_text(node, merged);
+                n.detach();
+                changed = true;
+                continue;
+            }
+            let t = text_of(node);
+            let c = collapse_spaces(&t);
+            if c != t {
+                set_text(node, c);
+                changed = true;
+            }
+            if text_of(node).is_empty() {
+                node.detach();
+                changed = true;
+            }
+        } else if matches!(
+            node.data().value,
+            NodeValue::Emph | NodeValue::Strong | NodeValue::Strikethrough
+        ) && node.first_child().is_none()
+        {
+            node.detach();
+            changed = true;
+        }
+        current = next;
+    }
+    // Spaces next to hard breaks and block edges, and break runs.
+    let mut current = container.first_child();
+    while let Some(node) = current {
+        let next = node.next_sibling();
+        if matches!(node.data().value, NodeValue::LineBreak) {
+            let prev = node.previous_sibling();
+            let at_edge = is_block && (prev.is_none() || next.is_none());
+            let doubled = next.is_some_and(|n| matches!(n.data().value, NodeValue::LineBreak));
+            if at_edge || doubled {
+                node.detach();
+                changed = true;
+                current = next;
+                continue;
+            }
+            if let Some(p) = prev.filter(|p| is_text(p)) {
+                let t = text_of(p);
+                if t.ends_with(' ') {
+                    set_text(p, t.trim_end_matches(' ').to_string());
+                    changed = true;
+                }
+            }
+            if let Some(n) = next.filter(|n| is_text(n)) {
+                let t = text_of(n);
+                if t.starts_with(' ') {
+                    set_text(n, t.trim_start_matches(' ').to_string());
+                    changed = true;
+                }
+            }
+        }
+        current = next;
+    }
+    if is_block {
+        if let Some(first) = container.first_child().filter(|n| is_text(n)) {
+            let t = text_of(first);
+            if t.starts_with(' ') {
+                set_text(first, t.trim_start_matches(' ').to_string());
+                changed = true;
+            }
+        }
+        if let Some(last) = container.last_child().filter(|n| is_text(n)) {
+            let t = text_of(last);
+            if t.ends_with(' ') {
+                set_text(last, t.trim_end_matches(' ').to_string());
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+fn remove_empty_blocks(node: MdNode<'_>) {
+    let children: Vec<_> = node.children().collect();
+    for child in children {
+        remove_empty_blocks(child);
+    }
+    let removable = matches!(
+        node.data().value,
+        NodeValue::Paragraph | NodeValue::Heading(_) | NodeValue::BlockQuote | NodeValue::List(_)
+    );
+    let only_blank = node.children().all(|c| is_text(c) && text_of(c).trim().is_empty());
+    if removable && only_blank && node.parent().is_some() {
+        node.detach();
+    }
+}
+
+fn merge_adjacent_lists(node: MdNode<'_>) {
+    let children: Vec<_> = node.children().collect();
+    for child in children {
+        merge_adjacent_lists(child);
+    }
+    let mut current = node.first_child();
+    while let Some(list) = current {
+        let next = list.next_sibling();
+        let list_type = match &list.data().value {
+            NodeValue::List(l) => Some(l.list_type),
+            _ => None,
+        };
+        let (Some(kind), Some(n)) = (list_type, next) else {
+            current = next;
+            continue;
+        };
+        let same = matches!(&n.data().value, NodeValue::List(l) if l.list_type == kind);
+        if same {
+            // Two lists of one kind in a row read back from HTML as one loose list.
+            let items: Vec<_> = n.children().collect();
+            for item in items {
+                item.detach();
+                list.append(item);
+            }
+            n.detach();
+            if let NodeValue::List(l) = &mut list.data_mut().value {
+                l.tight = false;
+            }
+            for item in list.children() {
+                match &mut item.data_mut().value {
+                    NodeValue::Item(l) => l.tight = false,
+                    _ => {}
+                }
+            }
+            // Look at the same list again: a third one may follow.
+            continue;
+        }
+        current = next;
+    }
+}
+
+/// Parse, canonicalize and print; the printed text is the canonical form up to needless escapes.
+fn format_canonical(md: &str, decode: bool) -> String {
+    let arena = Arena::new();
+    let opts = comrak_options();
+    let root = comrak::parse_document(&arena, md, &opts);
+    canonicalize_tree(&arena, root, decode);
+    let mut out = String::new();
+    if comrak::format_commonmark(root, &opts, &mut out).is_err() {
+        return String::new();
+    }
+    tidy_printed(&out)
+}
+
+/// Text-level fixes to comrak's printer: list separators we made unneeded (same-kind lists are
+/// merged and code blocks are fenced), whitespace-only lines, blank-line runs, outer blank lines.
+fn tidy_printed(printed: &str) -> String {
+    let mut lines: Vec<&str> = Vec::new();
+    for line in printed.lines() {
+        if line.trim() == "<!-- end list -->" {
+            continue;
+        }
+        let line = if line.chars().all(|c| c == ' ' || c == '>') {
+            line.trim_end()
+        } else {
+            line
+        };
+        if line.is_empty() && lines.last().is_some_and(|l| l.is_empty()) {
+            continue;
+        }
+        lines.push(line);
+    }
+    let text = lines.join("\n");
+    text.trim_matches('\n').to_string()
+}
+
+fn normalize_impl(md: &str, decode: bool) -> String {
+    let mut printed = format_canonical(md, decode);
+    for _ in 0..3 {
+        let again = format_canonical(&printed, false);
+        if again == printed {
+            break;
+        }
+        printed = again;
+    }
+    minimize(&printed)
+}
+
+/// Drops every escape (and autolink bracket pair) whose removal leaves the canonical document
+/// unchanged. Depends only on its input, so normalizing twice gives the same text.
+fn minimize(canonical: &str) -> String {
+    // Each try re-parses the document: bound the work on very large inputs.
+    let mut budget = (4_000_000 / canonical.len().max(1)).clamp(20, 600);
+    let mut text = canonical.to_string();
+    let mut pos = 0;
+    while budget > 0 && pos < text.len() {
+        let Some(offset) = text[pos..].find(['\\', '<']) else {
+            break;
+        };
+        let k = pos + offset;
+        let bytes = text.as_bytes();
+        if bytes[k] == b'\\' {
+            let escapes_punct = bytes.get(k + 1).is_some_and(|b| b.is_ascii_punctuation());
+            if !escapes_punct {
+                pos = k + 1;
+                continue;
+            }
+            let mut candidate = text.clone();
+            candidate.remove(k);
+            budget -= 1;
+            if format_canonical(&candidate, false) == canonical {
+                text = candidate;
+                pos = k + 1;
+            } else {
+                pos = k + 2;
+            }
+        } else {
+            let rest = &text[k + 1..];
+            let end = rest.find(|c: char| c == '>' || c == '<' || c.is_whitespace());
+            let inner = match end {
+                Some(e) if rest.as_bytes()[e] == b'>' && e > 0 => &rest[..e],
+                _ => {
+                    pos = k + 1;
+                    continue;
+                }
+            };
+            if !(inner.contains(':') || inner.contains('@')) {
+                pos = k + 1;
+                continue;
+            }
+            let inner_len = inner.len();
+            let candidate = format!("{}{}{}", &text[..k], inner, &text[k + 1 + inner_len + 1..]);
+            budget -= 1;
+            if format_canonical(&candidate, false) == canonical {
+                text = candidate;
+                pos = k + inner_len;
+            } else {
+                pos = k + 1;
+            }
+        }
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------------
+// GFM extended autolinks for text that came from HTML.
+//
+// comrak finds bare URLs in the Markdown *source*, so a URL printed with escapes (`a\_b`) would
+// read back as a link whose address contains the backslash. Text from HTML is therefore linked
+// here, with GFM's rules (comrak's `url_match`/`www_match`), before it is ever printed.
+
+fn is_host_char(c: char) -> bool {
+    !(c.is_whitespace() || c.is_ascii_punctuation() || is_symbol_like(c))
+}
+
+fn is_symbol_like(c: char) -> bool {
+    // Rust has no `char::is_symbol`; non-ASCII symbols in host names are rare enough that the
+    // general punctuation and symbol blocks stand for them.
+    matches!(c as u32, 0x2000..=0x2BFF | 0x3000..=0x303F)
+}
+
+/// Length of the domain at the start of `data`, or `None` when GFM would not link it.
+fn domain_len(data: &str, allow_short: bool) -> Option<usize> {
+    let mut end = 0;
+    let mut dots = 0;
+    let mut uscores = 0;
+    let mut prev_uscores = 0;
+    for (i, c) in data.char_indices() {
+        match c {
+            '_' => uscores += 1,
+            '.' => {
+                prev_uscores = uscores;
+                uscores = 0;
+                dots += 1;
+            }
+            c if is_host_char(c) || c == '-' => {}
+            _ => {
+                end = i;
+                break;
+            }
+        }
+        end = i + c.len_utf8();
+    }
+    if dots > 10 {
+        return Some(end);
+    }
+    if uscores > 0 || prev_uscores > 0 {
+        return None;
+    }
+    (allow_short || dots > 0).then_some(end)
+}
+
+/// GFM's trailing-punctuation rules for the end of an autolink.
+fn trim_link_end(data: &str, mut end: usize) -> usize {
+    let bytes = data.as_bytes();
+    if let Some(lt) = bytes[..end].iter().position(|&b| b == b'<') {
+        end = lt;
+    }
+    let open = bytes[..end].iter().filter(|&&b| b == b'(').count();
+    let mut close = bytes[..end].iter().filter(|&&b| b == b')').count();
+    while end > 0 {
+        let c = bytes[end - 1];
+        if b"?!.,:*_~'\"".contains(&c) {
+            end -= 1;
+        } else if c == b';' {
+            let mut start = end - 1;
+            while start > 0 && bytes[start - 1].is_ascii_alphabetic() {
+                start -= 1;
+            }
+            if start > 0 && start < end - 1 && bytes[start - 1] == b'&' {
+                end = start - 1;
+            } else {
+                end -= 1;
+            }
+        } else if c == b')' && close > open {
+            close -= 1;
+            end -= 1;
+        } else {
+            break;
+        }
+    }
+    end
+}
+
+/// Finds the next bare URL in `text` at or after `from`: (start, end, url).
+fn next_autolink(text: &str, from: usize) -> Option<(usize, usize, String)> {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b':' && text[i..].starts_with("://") {
+            let mut start = i;
+            while start > 0 && bytes[start - 1].is_ascii_alphabetic() {
+                start -= 1;
+            }
+            let scheme = &text[start..i];
+            let known = ["http", "https", "ftp"]
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(scheme));
+            let host_ok = text[i + 3..].chars().next().is_some_and(is_host_char);
+            if known && host_ok && start >= from {
+                if let Some(d) = domain_len(&text[i + 3..], true) {
+                    let mut end = i + 3 + d;
+                    while end < bytes.len() && !bytes[end].is_ascii_whitespace() {
+                        end += 1;
+                    }
+                    let end = start + trim_link_end(&text[start..end], end - start);
+                    if end > i + 3 {
+                        return Some((start, end, text[start..end].to_string()));
+                    }
+                }
+            }
+        } else if b == b'w'
+            && text[i..].starts_with("www.")
+            && (i == 0 || bytes[i - 1].is_ascii_whitespace() || b"*_~([".contains(&bytes[i - 1]))
+        {
+            if let Some(d) = domain_len(&text[i + 4..], false) {
+                let mut end = i + 4 + d;
+                while end < bytes.len() && !bytes[end].is_ascii_whitespace() {
+                    end += 1;
+                }
+                let end = i + trim_link_end(&text[i..end], end - i);
+                if end > i + 4 {
+                    return Some((i, end, format!("http://{}", &text[i..end])));
+                }
+            }
+        }
+        i += 1;
+        while i < bytes.len() && !text.is_char_boundary(i) {
+            i += 1;
+        }
+    }
+    None
+}
+
+fn inside_link(node: MdNode<'_>) -> bool {
+    let mut current = node.parent();
+    while let Some(p) = current {
+        if matches!(p.data().value, NodeValue::Link(_) | NodeValue::Image(_)) {
+            return true;
+        }
+        current = p.parent();
+    }
+    false
+}
+
+/// Splits a text node at bare URLs into text and link nodes.
+fn autolink_text_node<'a>(arena: &'a Arena<'a>, node: MdNode<'a>) {
+    let text = text_of(node);
+    if !(text.contains("://") || text.contains("www.")) || inside_link(node) {
+        return;
+    }
+    let mut pieces: Vec<MdNode<'a>> = Vec::new();
+    let mut last = 0;
+    let mut from = 0;
+    while let Some((start, end, url)) = next_autolink(&text, from) {
+        from = end;
+        let Some(url) = canonical_url(&url) else {
+            continue;
+        };
+        if start > last {
+            pieces.push(new_text(arena, text[last..start].to_string()));
+        }
+        let link = new_node(
+            arena,
+            NodeValue::Link(Box::new(comrak::nodes::NodeLink {
+                url,
+                title: String::new(),
+            })),
+        );
+        link.append(new_text(arena, text[start..end].to_string()));
+        pieces.push(link);
+        last = end;
+    }
+    if pieces.is_empty() {
+        return;
+    }
+    if last < text.len() {
+        pieces.push(new_text(arena, text[last..].to_string()));
+    }
+    for piece in pieces {
+        node.insert_before(piece);
+    }
+    node.detach();
+}
