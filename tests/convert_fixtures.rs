@@ -127,3 +127,141 @@ fn own_description_fixtures_reach_a_fixed_point() {
     assert!(count >= 10, "expected the project's own corpus, found {count} fixtures");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-zA-Z]{1,8}",
+            1 => "[0-9]{1,3}",
+            1 => prop::sample::select(vec![
+                "snake_case_name", "a*b", "#tag", "1.", "2)", "[x]", "<b>", "&amp;", "&copy",
+                "a|b", "`tick`", "back\\slash", "~tilde~", "!bang", "100%", "(paren)",
+                "foo@bar.com", "@Priya", "under_", "_lead", "*", "-", "+", "=", ">", "#",
+                "ünï", "日本語", "🚀", "x\u{a0}y", "1\\.", "\\*", "__init__", "a**b", "[t]", "]",
+                "https://example.com/a_b?x=1&y=2", "www.example.com", "http://e.com/(x)",
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(word(), 1..6).prop_map(|w| w.join(" "))
+    }
+
+    fn inline() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => text(),
+            1 => "[a-z]{1,8}".prop_map(|w| format!("*{w}*")),
+            1 => "[a-z]{1,8}( [a-z]{1,8})?".prop_map(|w| format!("**{w}**")),
+            1 => "[a-z]{1,8}".prop_map(|w| format!("~~{w}~~")),
+            1 => "[a-z_|*<>&]{1,8}".prop_map(|w| format!("`{w}`")),
+            1 => ("[a-z]{1,8}", "[a-z]{1,8}").prop_map(|(t, p)| format!("[{t}](https://e.com/{p})")),
+            1 => "[a-z]{1,8}".prop_map(|a| format!("![{a}](https://img.example/{a}.png)")),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop::collection::vec(inline(), 1..5).prop_map(|v| v.join(" "))
+    }
+
+    fn paragraph() -> impl Strategy<Value = String> {
+        prop::collection::vec(line(), 1..4).prop_map(|lines| {
+            let mut out = String::new();
+            for (i, l) in lines.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if i % 2 == 0 { "  \n" } else { "\\\n" });
+                }
+                out.push_str(l);
+            }
+            out
+        })
+    }
+
+    fn list() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["- ", "* ", "+ ", "1. ", "1) ", "- [ ] ", "- [x] "]),
+            prop::collection::vec((line(), prop::option::of(prop::collection::vec(line(), 1..3))), 1..4),
+            any::<bool>(),
+        )
+            .prop_map(|(marker, items, loose)| {
+                let indent = " ".repeat(marker.trim_end_matches("[ ] ").trim_end_matches("[x] ").len());
+                let sep = if loose { "\n\n" } else { "\n" };
+                items
+                    .iter()
+                    .map(|(first, sub)| {
+                        let mut item = format!("{marker}{first}");
+                        if let Some(sub) = sub {
+                            for s in sub {
+                                item.push_str(&format!("\n{indent}- {s}"));
+                            }
+                        }
+                        item
+                    })
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            })
+    }
+
+    fn block() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => paragraph(),
+            1 => (1usize..7, line()).prop_map(|(n, l)| format!("{} {l}", "#".repeat(n))),
+            2 => list(),
+            1 => (prop::option::of("[a-z]{1,6}"), prop::collection::vec("[ -~]{0,20}", 1..4))
+                .prop_map(|(lang, lines)| {
+                    format!("```{}\n{}\n```", lang.unwrap_or_default(), lines.join("\n"))
+                }),
+            1 => (1usize..4, prop::collection::vec(prop::collection::vec(text(), 3), 1..4))
+                .prop_map(|(_, rows)| {
+                    let mut t = String::new();
+                    for (i, r) in rows.iter().enumerate() {
+                        let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+                        t.push_str(&format!("| {} |\n", cells.join(" | ")));
+                        if i == 0 {
+                            t.push_str("| --- | :-: | --: |\n");
+                        }
+                    }
+                    t
+                }),
+            1 => paragraph().prop_map(|p| p.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")),
+            1 => Just("---".to_string()),
+        ]
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        prop::collection::vec(block(), 0..6).prop_map(|b| b.join("\n\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn generated_documents_reach_a_fixed_point(doc in document()) {
+            let x = normalize_markdown(&doc);
+            prop_assert_eq!(normalize_markdown(&x), x.clone(), "normalize not idempotent");
+            let html = markdown_to_html(&x);
+            let back = html_to_markdown(&html);
+            prop_assert_eq!(back, x, "html: {}", html);
+        }
+
+        #[test]
+        fn arbitrary_markdown_never_panics(s in "\\PC{0,200}") {
+            let x = normalize_markdown(&s);
+            prop_assert_eq!(normalize_markdown(&x), x);
+        }
+
+        #[test]
+        fn arbitrary_html_never_panics(s in "(<[a-z/!]{0,4}[ a-z=\"]{0,6}>|[^<]{0,12}){0,20}") {
+            let _ = html_to_markdown(&s);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,300}") {
+            let _ = html_to_markdown(&s);
+            let _ = markdown_to_html(&s);
+        }
+    }
+}

@@ -314,7 +314,7 @@ fn anchor_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerRe
 fn collapse_newlines(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut last_space = false;
-    for c in s.chars() {
+    for c in s.replace("\\\n", "\n").chars() {
         if c == '\n' || c == '\r' {
             if !last_space {
                 // Keep a hard break's effect as a plain space inside inline containers.
@@ -572,6 +572,8 @@ fn converter() -> &'static HtmlToMarkdown {
         HtmlToMarkdown::builder()
             .options(htmd::options::Options {
                 preformatted_code: true,
+                // Backslash breaks survive htmd's trimming of line ends inside list items.
+                br_style: htmd::options::BrStyle::Backslash,
                 ..Default::default()
             })
             .add_handler(vec!["a"], anchor_handler)
@@ -681,6 +683,28 @@ fn unwrap_node<'a>(node: MdNode<'a>) {
     node.detach();
 }
 
+/// comrak links some texts as e-mail addresses that its printer's `<...>` form cannot carry
+/// (`<A@.a>` is not a CommonMark autolink): those stay plain text.
+fn is_broken_email_autolink(node: MdNode<'_>) -> bool {
+    static EMAIL: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    let NodeValue::Link(link) = &node.data().value else {
+        return false;
+    };
+    let Some(address) = link.url.strip_prefix("mailto:") else {
+        return false;
+    };
+    if plain_text(node) != address {
+        return false;
+    }
+    let valid = EMAIL.get_or_init(|| {
+        regex::Regex::new(
+            r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$",
+        )
+        .ok()
+    });
+    !valid.as_ref().is_some_and(|re| re.is_match(address))
+}
+
 fn same_kind_ancestor(node: MdNode<'_>) -> bool {
     let kind = std::mem::discriminant(&node.data().value);
     let mut current = node.parent();
@@ -710,6 +734,9 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
         let value = node.data().value.clone();
         match value {
             NodeValue::Text(t) => {
+                // Text from HTML holds its real backslashes as placeholders: a bare one is the
+                // remains of a `<br>` that ended up where Markdown has no hard break.
+                let t = if decode { t.replace('\\', "") } else { t.to_string() };
                 let t = dec(&t).replace(['\u{a0}', '\t', '\n', '\r'], " ");
                 node.data_mut().value = NodeValue::Text(Cow::Owned(t));
             }
@@ -753,6 +780,7 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
                 node.insert_before(para);
                 node.detach();
             }
+            NodeValue::Link(_) if is_broken_email_autolink(node) => unwrap_node(node),
             NodeValue::Link(mut link) => match canonical_url(&dec(&link.url)) {
                 Some(url) => {
                     link.url = url;
@@ -832,6 +860,42 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
     }
     remove_empty_blocks(root);
     merge_adjacent_lists(root);
+    loosen_lists(root);
+}
+
+/// HTML keeps a blank line after a heading, code block, quote, table or rule inside a list item
+/// (they are never inline), so such a list reads back loose: make it loose here already.
+fn loosen_lists(root: MdNode<'_>) {
+    let lists: Vec<_> = root
+        .descendants()
+        .filter(|n| matches!(n.data().value, NodeValue::List(_)))
+        .collect();
+    for list in lists {
+        let loose = list.children().any(|item| {
+            item.children().any(|c| {
+                let next = c.next_sibling();
+                match c.data().value {
+                    // A tight item's text is bare in HTML and only a nested list follows it
+                    // without a blank line.
+                    NodeValue::Paragraph => {
+                        next.is_some_and(|n| !matches!(n.data().value, NodeValue::List(_)))
+                    }
+                    NodeValue::List(_) => next.is_some(),
+                    _ => next.is_some() || item.next_sibling().is_some(),
+                }
+            })
+        });
+        if loose {
+            if let NodeValue::List(l) = &mut list.data_mut().value {
+                l.tight = false;
+            }
+            for item in list.children() {
+                if let NodeValue::Item(l) = &mut item.data_mut().value {
+                    l.tight = false;
+                }
+            }
+        }
+    }
 }
 
 fn is_text(node: MdNode<'_>) -> bool {
@@ -984,9 +1048,14 @@ fn remove_empty_blocks(node: MdNode<'_>) {
     for child in children {
         remove_empty_blocks(child);
     }
+    // An empty item prints as a bare `-`, which can turn the line above into a heading.
     let removable = matches!(
         node.data().value,
-        NodeValue::Paragraph | NodeValue::Heading(_) | NodeValue::BlockQuote | NodeValue::List(_)
+        NodeValue::Paragraph
+            | NodeValue::Heading(_)
+            | NodeValue::BlockQuote
+            | NodeValue::List(_)
+            | NodeValue::Item(_)
     );
     let only_blank = node.children().all(|c| is_text(c) && text_of(c).trim().is_empty());
     if removable && only_blank && node.parent().is_some() {
@@ -1041,6 +1110,7 @@ fn format_canonical(md: &str, decode: bool) -> String {
     let opts = comrak_options();
     let root = comrak::parse_document(&arena, md, &opts);
     canonicalize_tree(&arena, root, decode);
+    defuse_autolinks(&arena, root);
     let mut out = String::new();
     if comrak::format_commonmark(root, &opts, &mut out).is_err() {
         return String::new();
@@ -1318,4 +1388,57 @@ fn autolink_text_node<'a>(arena: &'a Arena<'a>, node: MdNode<'a>) {
         node.insert_before(piece);
     }
     node.detach();
+}
+
+/// comrak finds bare URLs in the Markdown source, inside link text too, and takes escapes along.
+/// Text that is not a link in the tree must not turn into one when printed and read again, so the
+/// `:` of `://` and the `.` of `www.` are printed escaped (raw inline nodes print verbatim);
+/// `minimize` drops the escapes that turn out to be needless.
+fn defuse_autolinks<'a>(arena: &'a Arena<'a>, root: MdNode<'a>) {
+    let texts: Vec<_> = root
+        .descendants()
+        .filter(|n| is_text(n))
+        .filter(|n| {
+            let t = text_of(n);
+            t.contains("://") || t.contains("www.")
+        })
+        .collect();
+    for node in texts {
+        let text = text_of(node);
+        let mut pieces: Vec<(String, bool)> = Vec::new();
+        let mut current = String::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("://") {
+                pieces.push((std::mem::take(&mut current), false));
+                pieces.push(("\\:".to_string(), true));
+                current.push_str("//");
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("www.") {
+                current.push_str("www");
+                pieces.push((std::mem::take(&mut current), false));
+                pieces.push(("\\.".to_string(), true));
+                rest = after;
+            } else {
+                let mut chars = rest.chars();
+                if let Some(c) = chars.next() {
+                    current.push(c);
+                }
+                rest = chars.as_str();
+            }
+        }
+        pieces.push((current, false));
+        for (piece, raw) in pieces {
+            if piece.is_empty() {
+                continue;
+            }
+            let value = if raw {
+                NodeValue::HtmlInline(piece)
+            } else {
+                NodeValue::Text(Cow::Owned(piece))
+            };
+            node.insert_before(new_node(arena, value));
+        }
+        node.detach();
+    }
 }
