@@ -235,8 +235,92 @@ mod generated {
         prop::collection::vec(block(), 0..6).prop_map(|b| b.join("\n\n"))
     }
 
+    fn html_text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => "[a-zA-Z]{1,8}",
+                1 => prop::sample::select(vec![
+                    "&amp;", "&lt;b&gt;", "&nbsp;", "*", "_", "snake_case", "#1", "1.", "[x]",
+                    "a|b", "`", "\\", "~", "&quot;q&quot;", "https://e.com/a_b?x=1&amp;y=2",
+                    "www.example.com", "foo@bar.com", "- dash", "&gt; quote", "ü", "🚀", "  ",
+                ])
+                .prop_map(str::to_string),
+            ],
+            1..5,
+        )
+        .prop_map(|w| w.join(" "))
+    }
+
+    fn html_inline() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            4 => html_text(),
+            1 => Just("<br>".to_string()),
+            1 => "[a-z]{1,6}".prop_map(|w| format!("<code>{w}</code>")),
+            1 => "[a-z]{1,6}".prop_map(|w| format!("<a href=\"https://e.com/{w}\">{w} link</a>")),
+            1 => "[A-Z][a-z]{1,6}".prop_map(|n| format!(
+                "<a href=\"#\" data-vss-mention=\"version:2.0,1a2b\">@{n} Doe</a>"
+            )),
+            1 => "[a-z]{1,6}".prop_map(|w| format!("<img src=\"https://e.com/{w}.png\" alt=Image>")),
+        ];
+        let inline = leaf.prop_recursive(2, 12, 3, |inner| {
+            (
+                prop::sample::select(vec!["b", "i", "u", "s", "strike", "strong", "em", "span"]),
+                prop::collection::vec(inner, 1..3),
+            )
+                .prop_map(|(tag, parts)| {
+                    let attrs = if tag == "span" { " style=\"color:red\"" } else { "" };
+                    format!("<{tag}{attrs}>{}</{tag}>", parts.join(" "))
+                })
+        });
+        prop::collection::vec(inline, 1..4).prop_map(|v| v.join(" "))
+    }
+
+    fn html_block() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            4 => html_inline().prop_map(|i| format!("<div>{i}</div>")),
+            1 => Just("<div><br></div>".to_string()),
+            1 => html_inline().prop_map(|i| format!("<p>{i}</p>")),
+            1 => (1u8..4, html_inline()).prop_map(|(n, i)| format!("<h{n}>{i}</h{n}>")),
+            1 => prop::collection::vec(prop::collection::vec(html_inline(), 1..4), 1..4).prop_map(|rows| {
+                let rows: Vec<String> = rows
+                    .iter()
+                    .map(|r| format!("<tr>{}</tr>", r.iter().map(|c| format!("<td>{c}</td>")).collect::<String>()))
+                    .collect();
+                format!("<table><tbody>{}</tbody></table>", rows.concat())
+            }),
+            1 => prop::collection::vec("[ -;=?-~]{0,20}", 1..4)
+                .prop_map(|l| format!("<pre><code>{}</code></pre>", l.join("\n"))),
+            1 => html_inline().prop_map(|i| format!("<blockquote>{i}</blockquote>")),
+        ];
+        leaf.prop_recursive(2, 16, 4, |inner| {
+            (
+                prop::sample::select(vec!["ul", "ol"]),
+                prop::collection::vec((html_inline(), prop::option::of(inner)), 1..4),
+            )
+                .prop_map(|(tag, items)| {
+                    let items: String = items
+                        .iter()
+                        .map(|(i, sub)| format!("<li>{i}{}</li>", sub.clone().unwrap_or_default()))
+                        .collect();
+                    format!("<{tag}>{items}</{tag}>")
+                })
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn generated_ado_html_reaches_a_fixed_point(
+            blocks in prop::collection::vec(html_block(), 0..5)
+        ) {
+            let html = blocks.concat();
+            let x = html_to_markdown(&html);
+            prop_assert_eq!(normalize_markdown(&x), x.clone(), "not canonical; from {}", html);
+            let sent = markdown_to_html(&x);
+            let back = html_to_markdown(&sent);
+            prop_assert_eq!(back, x, "from {}\nsent {}", html, sent);
+        }
 
         #[test]
         fn generated_documents_reach_a_fixed_point(doc in document()) {

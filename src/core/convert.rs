@@ -239,27 +239,54 @@ fn result(content: String) -> Option<HandlerResult> {
     })
 }
 
-/// Puts whitespace at the edges of inline content outside the delimiters, as CommonMark needs.
-fn wrap_inline(content: &str, open: &str, close: &str) -> String {
-    let inner = content.trim_matches(|c: char| c.is_ascii_whitespace());
-    if inner.is_empty() {
-        return if content.is_empty() {
-            String::new()
-        } else {
-            " ".to_string()
-        };
+/// Splits inline Markdown into (leading edge, inner, trailing edge), where the edges are
+/// whitespace and hard breaks (`\` + newline; text from HTML has no other backslash).
+fn split_edges(content: &str) -> (&str, &str, &str) {
+    let is_edge = |c: char| c.is_ascii_whitespace() || c == '\\';
+    let inner_start = content.find(|c: char| !is_edge(c)).unwrap_or(content.len());
+    let inner_end = content
+        .rfind(|c: char| !is_edge(c))
+        .map_or(inner_start, |i| i + content[i..].chars().next().map_or(1, char::len_utf8));
+    if inner_start >= inner_end {
+        return (content, "", "");
     }
-    let lead = if content.starts_with(|c: char| c.is_ascii_whitespace()) {
-        " "
-    } else {
-        ""
-    };
-    let trail = if content.ends_with(|c: char| c.is_ascii_whitespace()) {
-        " "
-    } else {
-        ""
-    };
+    (
+        &content[..inner_start],
+        &content[inner_start..inner_end],
+        &content[inner_end..],
+    )
+}
+
+/// Wraps inline content in delimiters, with edge whitespace and breaks kept outside them as
+/// CommonMark's flanking rules need.
+fn wrap_inline(content: &str, open: &str, close: &str) -> String {
+    let (lead, inner, trail) = split_edges(content);
+    if inner.is_empty() {
+        return lead.to_string();
+    }
     format!("{lead}{open}{inner}{close}{trail}")
+}
+
+fn emphasis_handler(
+    handlers: &dyn Handlers,
+    element: &Element,
+    marker: &str,
+    same: &[&str],
+) -> Option<HandlerResult> {
+    let content = handlers.walk_children(element.node).content;
+    if has_ancestor(element.node, same) {
+        // Nested emphasis of one kind means nothing more; Markdown would read `****` instead.
+        return result(content);
+    }
+    result(wrap_inline(&content, marker, marker))
+}
+
+fn strong_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    emphasis_handler(handlers, &element, "**", &["b", "strong"])
+}
+
+fn em_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    emphasis_handler(handlers, &element, "*", &["i", "em"])
 }
 
 fn link_destination(url: &str) -> String {
@@ -346,8 +373,7 @@ fn img_handler(_handlers: &dyn Handlers, element: Element) -> Option<HandlerResu
 }
 
 fn strike_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
-    let content = handlers.walk_children(element.node).content;
-    result(wrap_inline(&content, "~~", "~~"))
+    emphasis_handler(handlers, &element, "~~", &["s", "strike", "del"])
 }
 
 fn inline_code_handler(_handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
@@ -423,6 +449,175 @@ fn list_item_handler(handlers: &dyn Handlers, element: Element) -> Option<Handle
         }
     }
     Some(res)
+}
+
+const BLOCK_TAGS: &[&str] = &[
+    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "table", "hr",
+];
+
+/// Lists are written here rather than by htmd, because htmd decides looseness per item (a
+/// `<p>` adds a blank line after its own item only), while Markdown has one looseness per list.
+fn list_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let ordered = element.tag == "ol";
+    let start = attr(&element, "start")
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 99_999_999);
+    let mut items: Vec<String> = Vec::new();
+    let mut loose = false;
+    for child in element.node.children.borrow().iter() {
+        match tag_name(child) {
+            Some("li") => {
+                let content = tidy_item(&handlers.walk_children(child).content);
+                if content.is_empty() {
+                    // An empty item prints as a bare `-`, which would underline the line above.
+                    continue;
+                }
+                loose |= item_forces_loose(child);
+                items.push(content);
+            }
+            Some(_) => {
+                // ADO nests `<ul>` directly in `<ul>`: it belongs to the item before it.
+                let Some(res) = handlers.handle(child) else {
+                    continue;
+                };
+                let content = res.content.trim_matches('\n').to_string();
+                if content.is_empty() {
+                    continue;
+                }
+                match items.last_mut() {
+                    Some(last) => {
+                        last.push('\n');
+                        last.push_str(&content);
+                    }
+                    None => items.push(content),
+                }
+            }
+            None => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let marker = if ordered {
+            format!("{}.", start + i as u64)
+        } else {
+            "-".to_string()
+        };
+        let indent = " ".repeat(marker.len() + 1);
+        let mut text = String::new();
+        for (j, line) in item.lines().enumerate() {
+            if j == 0 {
+                text.push_str(&marker);
+                text.push(' ');
+                text.push_str(line);
+            } else {
+                text.push('\n');
+                if !line.trim().is_empty() {
+                    text.push_str(&indent);
+                    text.push_str(line);
+                }
+            }
+        }
+        if item.is_empty() {
+            text.push_str(&marker);
+        }
+        out.push(text);
+    }
+    if out.is_empty() {
+        return None;
+    }
+    let body = out.join(if loose { "\n\n" } else { "\n" });
+    if has_ancestor(element.node, &["li"]) {
+        result(format!("\n{body}\n"))
+    } else {
+        result(format!("\n\n{body}\n\n"))
+    }
+}
+
+/// Whether this item makes its list loose, by the rules `loosen_lists` applies to the tree:
+/// `<p>` only appears in loose lists; text followed by a block other than a list, a list
+/// followed by anything, or another block followed by anything (or by another item) all read
+/// back with a blank line.
+fn item_forces_loose(li: &Rc<DomNode>) -> bool {
+    #[derive(PartialEq)]
+    enum Seg {
+        Text,
+        Block,
+        List,
+    }
+    let mut segs: Vec<Seg> = Vec::new();
+    for c in li.children.borrow().iter() {
+        let seg = match tag_name(c) {
+            Some("p") => return true,
+            Some("ul" | "ol") => Seg::List,
+            Some(t) if BLOCK_TAGS.contains(&t) && t != "div" => Seg::Block,
+            Some(_) => Seg::Text,
+            None => {
+                let mut t = String::new();
+                text_content(c, &mut t);
+                if t.trim().is_empty() {
+                    continue;
+                }
+                Seg::Text
+            }
+        };
+        if !(seg == Seg::Text && segs.last() == Some(&Seg::Text)) {
+            segs.push(seg);
+        }
+    }
+    let has_next_item = {
+        let mut next = false;
+        let mut seen = false;
+        if let Some(parent) = parent_of(li) {
+            for sib in parent.children.borrow().iter() {
+                if Rc::ptr_eq(sib, li) {
+                    seen = true;
+                } else if seen && tag_name(sib) == Some("li") {
+                    next = true;
+                }
+            }
+        }
+        next
+    };
+    segs.iter().enumerate().any(|(i, seg)| {
+        let next = segs.get(i + 1);
+        match seg {
+            Seg::Text => next.is_some_and(|n| *n != Seg::List),
+            Seg::List => next.is_some(),
+            Seg::Block => next.is_some() || has_next_item,
+        }
+    })
+}
+
+/// Trims an item's content; a task marker and its text stay on one line (a loose task item is
+/// `<li><input> <p>text</p></li>`).
+fn tidy_item(content: &str) -> String {
+    let content = content.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let content = content.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == '\\');
+    for marker in ["[x] ", "[ ] "] {
+        if let Some(rest) = content.strip_prefix(marker) {
+            let rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\\');
+            return format!("{marker}{rest}");
+        }
+    }
+    content.to_string()
+}
+
+/// ATX headings are one line: breaks inside become spaces.
+fn heading_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
+    let level = element
+        .tag
+        .strip_prefix('h')
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, 6);
+    let content = handlers.walk_children(element.node).content;
+    let text = collapse_newlines(&content);
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\\');
+    if text.is_empty() {
+        return None;
+    }
+    result(format!("\n\n{} {text}\n\n", "#".repeat(level)))
 }
 
 fn span_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
@@ -579,10 +774,14 @@ fn converter() -> &'static HtmlToMarkdown {
             .add_handler(vec!["a"], anchor_handler)
             .add_handler(vec!["img"], img_handler)
             .add_handler(vec!["s", "strike", "del"], strike_handler)
+            .add_handler(vec!["b", "strong"], strong_handler)
+            .add_handler(vec!["i", "em"], em_handler)
             .add_handler(vec!["code", "kbd", "samp", "tt"], inline_code_handler)
             .add_handler(vec!["pre"], pre_handler)
             .add_handler(vec!["input"], checkbox_handler)
             .add_handler(vec!["li"], list_item_handler)
+            .add_handler(vec!["ul", "ol"], list_handler)
+            .add_handler(vec!["h1", "h2", "h3", "h4", "h5", "h6"], heading_handler)
             .add_handler(vec!["span"], span_handler)
             .add_handler(vec!["p"], paragraph_handler)
             .add_handler(vec!["table"], table_handler)
