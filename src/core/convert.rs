@@ -672,7 +672,49 @@ fn paragraph_handler(handlers: &dyn Handlers, element: Element) -> Option<Handle
     let content = handlers.walk_children(element.node).content;
     let content = collapse_newlines(content.trim());
     let indent = " ".repeat((level - 1) * 4);
-    result(format!("\n\n{indent}{list_marker} {}\n\n", content.trim()))
+    // Consecutive list paragraphs form one tight list: no blank line between them.
+    let before = if sibling_is_word_list_item(element.node, false) {
+        ""
+    } else {
+        "\n\n"
+    };
+    let after = if sibling_is_word_list_item(element.node, true) {
+        "\n"
+    } else {
+        "\n\n"
+    };
+    result(format!(
+        "{before}{indent}{list_marker} {}{after}",
+        content.trim()
+    ))
+}
+
+fn is_word_list_paragraph(node: &DomNode) -> bool {
+    tag_name(node) == Some("p")
+        && dom_attr(node, "style").is_some_and(|s| s.to_ascii_lowercase().contains("mso-list"))
+        && find_word_list_marker(node).is_some()
+}
+
+/// Whether the nearest element sibling before (or after) `node` is a Word list paragraph.
+fn sibling_is_word_list_item(node: &Rc<DomNode>, after: bool) -> bool {
+    let Some(parent) = parent_of(node) else {
+        return false;
+    };
+    let children = parent.children.borrow();
+    let Some(idx) = children.iter().position(|c| Rc::ptr_eq(c, node)) else {
+        return false;
+    };
+    let mut siblings: Box<dyn Iterator<Item = &Rc<DomNode>>> = if after {
+        Box::new(children.iter().skip(idx + 1))
+    } else {
+        Box::new(children.iter().take(idx).rev())
+    };
+    siblings
+        .find(|c| match &c.data {
+            NodeData::Text { contents } => !contents.borrow().trim().is_empty(),
+            _ => true,
+        })
+        .is_some_and(|c| is_word_list_paragraph(c))
 }
 
 /// `<td>`-only tables (what ADO's editor stores) and regular ones alike become GFM tables whose
@@ -1305,16 +1347,36 @@ fn merge_adjacent_lists(node: MdNode<'_>) {
 
 /// Parse, canonicalize and print; the printed text is the canonical form up to needless escapes.
 fn format_canonical(md: &str, decode: bool) -> String {
+    render_canonical(md, decode).0
+}
+
+/// As `format_canonical`, plus whether the source held raw HTML (which canonicalization turns
+/// into text, so the printed form alone cannot tell).
+fn render_canonical(md: &str, decode: bool) -> (String, bool) {
     let arena = Arena::new();
     let opts = comrak_options();
     let root = comrak::parse_document(&arena, md, &opts);
+    let has_raw_html = root.descendants().any(|n| {
+        matches!(
+            n.data().value,
+            NodeValue::HtmlInline(_) | NodeValue::HtmlBlock(_)
+        )
+    });
     canonicalize_tree(&arena, root, decode);
     defuse_autolinks(&arena, root);
     let mut out = String::new();
     if comrak::format_commonmark(root, &opts, &mut out).is_err() {
-        return String::new();
+        return (String::new(), has_raw_html);
     }
-    tidy_printed(&out)
+    (tidy_printed(&out), has_raw_html)
+}
+
+/// An edit of the canonical text is harmless when it reads back as the same document without
+/// raw HTML: `\<b>` must stay escaped even though `<b>` would also end up as text here, because
+/// other Markdown readers (ClickUp) would take it for a tag.
+fn same_document(candidate: &str, canonical: &str) -> bool {
+    let (printed, raw) = render_canonical(candidate, false);
+    !raw && printed == canonical
 }
 
 /// Text-level fixes to comrak's printer: list separators we made unneeded (same-kind lists are
@@ -1351,6 +1413,26 @@ fn normalize_impl(md: &str, decode: bool) -> String {
     minimize(&printed)
 }
 
+/// Escapes kept even where comrak would not need them, so that literal text reads the same to
+/// every Markdown reader and pairs stay symmetric (`\*not emphasis\*`, not `*not emphasis\*`):
+/// `*` keeps its escape unless it stands between spaces, `_` unless it is inside a word (or
+/// between spaces).
+fn sticky_escape(text: &str, k: usize) -> bool {
+    let bytes = text.as_bytes();
+    let Some(&c) = bytes.get(k + 1) else {
+        return false;
+    };
+    let before = text[..k].chars().next_back();
+    let after = text[k + 2..].chars().next();
+    let space = |c: Option<char>| c.is_none_or(char::is_whitespace);
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    match c {
+        b'*' => !(space(before) && space(after)),
+        b'_' => !((word(before) && word(after)) || (space(before) && space(after))),
+        _ => false,
+    }
+}
+
 /// Drops every escape (and autolink bracket pair) whose removal leaves the canonical document
 /// unchanged. Depends only on its input, so normalizing twice gives the same text.
 fn minimize(canonical: &str) -> String {
@@ -1370,10 +1452,18 @@ fn minimize(canonical: &str) -> String {
                 pos = k + 1;
                 continue;
             }
+            let tag_like = bytes[k + 1] == b'<'
+                && bytes
+                    .get(k + 2)
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b"/!?".contains(b));
+            if tag_like || sticky_escape(&text, k) {
+                pos = k + 2;
+                continue;
+            }
             let mut candidate = text.clone();
             candidate.remove(k);
             budget -= 1;
-            if format_canonical(&candidate, false) == canonical {
+            if same_document(&candidate, canonical) {
                 text = candidate;
                 pos = k + 1;
             } else {
@@ -1396,7 +1486,7 @@ fn minimize(canonical: &str) -> String {
             let inner_len = inner.len();
             let candidate = format!("{}{}{}", &text[..k], inner, &text[k + 1 + inner_len + 1..]);
             budget -= 1;
-            if format_canonical(&candidate, false) == canonical {
+            if same_document(&candidate, canonical) {
                 text = candidate;
                 pos = k + inner_len;
             } else {
@@ -1589,6 +1679,15 @@ fn autolink_text_node<'a>(arena: &'a Arena<'a>, node: MdNode<'a>) {
     node.detach();
 }
 
+/// A link comrak prints as `<url>`: its text is its address.
+fn is_autolink_node(node: MdNode<'_>) -> bool {
+    let NodeValue::Link(link) = &node.data().value else {
+        return false;
+    };
+    let text = plain_text(node);
+    link.title.is_empty() && (link.url == text || link.url.strip_prefix("mailto:") == Some(&text))
+}
+
 /// comrak finds bare URLs in the Markdown source, inside link text too, and takes escapes along.
 /// Text that is not a link in the tree must not turn into one when printed and read again, so the
 /// `:` of `://` and the `.` of `www.` are printed escaped (raw inline nodes print verbatim);
@@ -1599,7 +1698,7 @@ fn defuse_autolinks<'a>(arena: &'a Arena<'a>, root: MdNode<'a>) {
         .filter(|n| is_text(n))
         .filter(|n| {
             let t = text_of(n);
-            t.contains("://") || t.contains("www.")
+            (t.contains("://") || t.contains("www.")) && !n.parent().is_some_and(is_autolink_node)
         })
         .collect();
     for node in texts {
