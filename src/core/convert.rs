@@ -133,11 +133,13 @@ const DROPPED_ELEMENTS: &[&str] = &[
 /// placeholders, and non-breaking spaces outside code into spaces.
 fn prepare_dom(node: &Rc<DomNode>, in_pre: bool) {
     let in_pre = in_pre || matches!(tag_name(node), Some("pre" | "code"));
-    node.children.borrow_mut().retain(|child| match &child.data {
-        NodeData::Comment { .. } | NodeData::ProcessingInstruction { .. } => false,
-        NodeData::Element { name, .. } => !DROPPED_ELEMENTS.contains(&&*name.local),
-        _ => true,
-    });
+    node.children
+        .borrow_mut()
+        .retain(|child| match &child.data {
+            NodeData::Comment { .. } | NodeData::ProcessingInstruction { .. } => false,
+            NodeData::Element { name, .. } => !DROPPED_ELEMENTS.contains(&&*name.local),
+            _ => true,
+        });
     let children: Vec<Rc<DomNode>> = node.children.borrow().iter().cloned().collect();
     for child in &children {
         if let NodeData::Text { contents } = &child.data {
@@ -246,7 +248,9 @@ fn split_edges(content: &str) -> (&str, &str, &str) {
     let inner_start = content.find(|c: char| !is_edge(c)).unwrap_or(content.len());
     let inner_end = content
         .rfind(|c: char| !is_edge(c))
-        .map_or(inner_start, |i| i + content[i..].chars().next().map_or(1, char::len_utf8));
+        .map_or(inner_start, |i| {
+            i + content[i..].chars().next().map_or(1, char::len_utf8)
+        });
     if inner_start >= inner_end {
         return (content, "", "");
     }
@@ -440,7 +444,12 @@ fn list_item_handler(handlers: &dyn Handlers, element: Element) -> Option<Handle
     for marker in ["[x] ", "[ ] "] {
         if let Some(pos) = res.content.find(marker) {
             let before = &res.content[..pos];
-            if before.trim_start_matches('\n').trim_end().chars().all(|c| c == '*') {
+            if before
+                .trim_start_matches('\n')
+                .trim_end()
+                .chars()
+                .all(|c| c == '*')
+            {
                 let after = &res.content[pos + marker.len()..];
                 let rest = after.trim_start_matches(|c: char| c.is_ascii_whitespace());
                 res.content = format!("{before}{marker}{rest}");
@@ -452,7 +461,18 @@ fn list_item_handler(handlers: &dyn Handlers, element: Element) -> Option<Handle
 }
 
 const BLOCK_TAGS: &[&str] = &[
-    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "table", "hr",
+    "p",
+    "div",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "blockquote",
+    "table",
+    "hr",
 ];
 
 /// Lists are written here rather than by htmd, because htmd decides looseness per item (a
@@ -629,8 +649,12 @@ fn span_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResu
 }
 
 fn paragraph_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerResult> {
-    let style = attr(&element, "style").unwrap_or_default().to_ascii_lowercase();
-    let class = attr(&element, "class").unwrap_or_default().to_ascii_lowercase();
+    let style = attr(&element, "style")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let class = attr(&element, "class")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let is_word_list = style.contains("mso-list") || class.contains("msolistparagraph");
     let marker = if is_word_list {
         find_word_list_marker(element.node)
@@ -656,7 +680,10 @@ fn paragraph_handler(handlers: &dyn Handlers, element: Element) -> Option<Handle
         })
         .unwrap_or(1)
         .clamp(1, 9);
-    let digits: String = marker_text.chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = marker_text
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     let is_ordered = marker_text
         .trim_end_matches(['.', ')'])
         .chars()
@@ -828,7 +855,9 @@ fn converter() -> &'static HtmlToMarkdown {
             .add_handler(vec!["p"], paragraph_handler)
             .add_handler(vec!["table"], table_handler)
             .add_handler(
-                vec!["o:p", "style", "script", "head", "title", "button", "select"],
+                vec![
+                    "o:p", "style", "script", "head", "title", "button", "select",
+                ],
                 nothing_handler,
             )
             .build()
@@ -873,7 +902,10 @@ fn new_text<'a>(arena: &'a Arena<'a>, text: String) -> MdNode<'a> {
 
 fn is_raw_br(html: &str) -> bool {
     let t = html.trim().to_ascii_lowercase();
-    let inner = t.trim_start_matches('<').trim_end_matches('>').trim_end_matches('/');
+    let inner = t
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim_end_matches('/');
     inner.trim() == "br"
 }
 
@@ -977,7 +1009,11 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
             NodeValue::Text(t) => {
                 // Text from HTML holds its real backslashes as placeholders: a bare one is the
                 // remains of a `<br>` that ended up where Markdown has no hard break.
-                let t = if decode { t.replace('\\', "") } else { t.to_string() };
+                let t = if decode {
+                    t.replace('\\', "")
+                } else {
+                    t.to_string()
+                };
                 let t = dec(&t).replace(['\u{a0}', '\t', '\n', '\r'], " ");
                 node.data_mut().value = NodeValue::Text(Cow::Owned(t));
             }
@@ -1059,10 +1095,10 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
                     }
                 }
             }
-            NodeValue::Emph | NodeValue::Strong | NodeValue::Strikethrough => {
-                if same_kind_ancestor(node) {
-                    unwrap_node(node);
-                }
+            NodeValue::Emph | NodeValue::Strong | NodeValue::Strikethrough
+                if same_kind_ancestor(node) =>
+            {
+                unwrap_node(node);
             }
             NodeValue::TaskItem(mut ti) => {
                 ti.symbol = ti.symbol.filter(|c| !c.is_whitespace()).map(|_| 'x');
@@ -1298,7 +1334,9 @@ fn remove_empty_blocks(node: MdNode<'_>) {
             | NodeValue::List(_)
             | NodeValue::Item(_)
     );
-    let only_blank = node.children().all(|c| is_text(c) && text_of(c).trim().is_empty());
+    let only_blank = node
+        .children()
+        .all(|c| is_text(c) && text_of(c).trim().is_empty());
     if removable && only_blank && node.parent().is_some() {
         node.detach();
     }
@@ -1333,9 +1371,8 @@ fn merge_adjacent_lists(node: MdNode<'_>) {
                 l.tight = false;
             }
             for item in list.children() {
-                match &mut item.data_mut().value {
-                    NodeValue::Item(l) => l.tight = false,
-                    _ => {}
+                if let NodeValue::Item(l) = &mut item.data_mut().value {
+                    l.tight = false;
                 }
             }
             // Look at the same list again: a third one may follow.
@@ -1738,5 +1775,222 @@ fn defuse_autolinks<'a>(arena: &'a Arena<'a>, root: MdNode<'a>) {
             node.insert_before(new_node(arena, value));
         }
         node.detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip_is_stable(md: &str) {
+        assert_eq!(normalize_markdown(md), md, "not canonical");
+        assert_eq!(
+            html_to_markdown(&markdown_to_html(md)),
+            md,
+            "not a fixed point"
+        );
+    }
+
+    #[test]
+    fn ado_mention_becomes_plain_at_name() {
+        let html = r##"<div><a href="#" data-vss-mention="version:2.0,6b7c">@Priya Natarajan</a>&nbsp;please check</div>"##;
+        let md = html_to_markdown(html);
+        assert_eq!(md, "@Priya Natarajan please check");
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn td_only_table_gets_first_row_as_header_and_escaped_pipes() {
+        let html = "<table><tbody><tr><td>Env</td><td>Result</td></tr>\
+                    <tr><td>Firefox | ESR</td><td>Passes</td></tr></tbody></table>";
+        let md = html_to_markdown(html);
+        assert_eq!(
+            md,
+            "| Env | Result |\n| --- | --- |\n| Firefox \\| ESR | Passes |"
+        );
+        assert!(markdown_to_html(&md).contains("<td>Firefox | ESR</td>"));
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn ragged_table_rows_are_padded() {
+        let html = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>";
+        let md = html_to_markdown(html);
+        assert_eq!(md, "| a | b |\n| --- | --- |\n| c |  |");
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn strike_variants_become_tildes() {
+        for tag in ["s", "strike", "del"] {
+            let md = html_to_markdown(&format!("<div>was <{tag}>old</{tag}> new</div>"));
+            assert_eq!(md, "was ~~old~~ new", "<{tag}>");
+        }
+        round_trip_is_stable("was ~~old~~ new");
+    }
+
+    #[test]
+    fn attachment_image_keeps_its_address() {
+        let url = "https://dev.azure.com/c/p/_apis/wit/attachments/0f4e?fileName=shot.png";
+        let md = html_to_markdown(&format!(r#"<div><img src="{url}" alt=Image><br></div>"#));
+        assert_eq!(md, format!("![Image]({url})"));
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn div_and_br_paragraphs() {
+        let md = html_to_markdown("<div>one</div><div><br></div><div>two<br>three<br></div>");
+        assert_eq!(md, "one\n\ntwo\\\nthree");
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn nbsp_is_a_space_outside_code() {
+        assert_eq!(html_to_markdown("<div>a&nbsp;&nbsp;b</div>"), "a b");
+        assert_eq!(html_to_markdown("<div>&nbsp;</div>"), "");
+        assert_eq!(
+            html_to_markdown("<pre><code>a&nbsp;b</code></pre>"),
+            "```\na\u{a0}b\n```"
+        );
+    }
+
+    #[test]
+    fn word_paste_noise_is_dropped() {
+        let html = "<p class=MsoNormal><span style='font-family:\"Calibri\";mso-fareast-language:EN-US'>\
+                    Hello<o:p></o:p></span></p><!--[if gte mso 9]><xml><o:OfficeDocumentSettings/></xml><![endif]-->\
+                    <p class=MsoNormal><span style='color:red'>World</span><o:p>&nbsp;</o:p></p>";
+        assert_eq!(html_to_markdown(html), "Hello\n\nWorld");
+    }
+
+    #[test]
+    fn word_list_paragraphs_become_a_list() {
+        let item = |n: &str, text: &str| {
+            format!(
+                "<p class=MsoListParagraphCxSpMiddle style='mso-list:l0 level1 lfo1'>\
+                 <span style='mso-list:Ignore'>{n}<span style='font:7.0pt'>&nbsp;&nbsp; </span></span>\
+                 {text}<o:p></o:p></p>"
+            )
+        };
+        let html = format!("{}{}", item("1.", "Freeze"), item("2.", "Tag"));
+        let md = html_to_markdown(&html);
+        assert_eq!(md, "1. Freeze\n2. Tag");
+        let bullets = format!("{}{}", item("·", "a"), item("o", "b"));
+        assert_eq!(html_to_markdown(&bullets), "- a\n- b");
+    }
+
+    #[test]
+    fn code_block_keeps_text_and_language() {
+        let html =
+            "<pre><code class=\"language-sql\">SELECT *\n  FROM t WHERE a &lt; 1;\n</code></pre>";
+        let md = html_to_markdown(html);
+        assert_eq!(md, "```sql\nSELECT *\n  FROM t WHERE a < 1;\n```");
+        assert!(markdown_to_html(&md).contains("<code class=\"language-sql\">"));
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn inline_code_with_backticks() {
+        let md = html_to_markdown("<div>run <code>a`b</code> now</div>");
+        assert_eq!(md, "run ``a`b`` now");
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn checkboxes_become_task_items() {
+        let html = "<ul><li><input type=\"checkbox\" checked disabled> done</li>\
+                    <li><input type=\"checkbox\" disabled> todo</li></ul>";
+        let md = html_to_markdown(html);
+        assert_eq!(md, "- [x] done\n- [ ] todo");
+        let sent = markdown_to_html(&md);
+        assert!(sent.contains("<input type=\"checkbox\" checked=\"\" disabled=\"\">"));
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn text_urls_become_bare_autolinks() {
+        let md = html_to_markdown("<div>see https://e.com/a_b?x=1&amp;y=2.</div>");
+        assert_eq!(md, "see https://e.com/a_b?x=1&y=2.");
+        assert!(markdown_to_html(&md).contains("<a href=\"https://e.com/a_b?x=1&amp;y=2\">"));
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn markdown_syntax_in_html_text_is_escaped() {
+        let md = html_to_markdown(
+            "<div>*not emphasis* and [x](y)</div><div>1. not a list</div><div># no</div>",
+        );
+        assert_eq!(
+            md,
+            "\\*not emphasis\\* and [x\\](y)\n\n1\\. not a list\n\n\\# no"
+        );
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn html_for_ado_has_no_rel_noise_and_no_raw_html() {
+        let html = markdown_to_html("[a](https://e.com) <b>bold?</b> [x](javascript:alert(1))");
+        assert_eq!(
+            html,
+            "<p><a href=\"https://e.com\">a</a> &lt;b&gt;bold?&lt;/b&gt; x</p>\n"
+        );
+    }
+
+    #[test]
+    fn raw_html_in_markdown_is_kept_as_text() {
+        assert_eq!(
+            normalize_markdown("a<br>b <!-- c --> <b>d</b>"),
+            "a\\\nb \\<b>d\\</b>"
+        );
+        round_trip_is_stable("a\\\nb \\<b>d\\</b>");
+    }
+
+    #[test]
+    fn normalize_unifies_markers() {
+        let md = "Title\n=====\n\n* a\n* b\n\n1) x\n2) y\n\n_em_ and __strong__ and ~single~\n\n~~~py\ncode\n~~~";
+        assert_eq!(
+            normalize_markdown(md),
+            "# Title\n\n- a\n- b\n\n1. x\n2. y\n\n*em* and **strong** and ~~single~~\n\n```py\ncode\n```"
+        );
+    }
+
+    #[test]
+    fn normalize_whitespace_and_escapes() {
+        // Two or more trailing spaces are a hard break; the canonical break is a backslash.
+        let md = "a  b \nc\n\n\n\nd\\_e snake\\_case \\#tag\t x  \ny";
+        assert_eq!(
+            normalize_markdown(md),
+            "a b c\n\nd_e snake_case #tag x\\\ny"
+        );
+    }
+
+    #[test]
+    fn normalize_tables() {
+        let md = "a|b\n:-|-:\n1|2 \\| 3";
+        assert_eq!(
+            normalize_markdown(md),
+            "| a | b |\n| :-- | --: |\n| 1 | 2 \\| 3 |"
+        );
+        round_trip_is_stable(&normalize_markdown(md));
+    }
+
+    #[test]
+    fn empty_and_blank_descriptions() {
+        assert_eq!(html_to_markdown(""), "");
+        assert_eq!(html_to_markdown("<div><br></div>"), "");
+        assert_eq!(normalize_markdown("  \n\n "), "");
+        assert_eq!(markdown_to_html(""), "");
+    }
+
+    #[test]
+    fn adjacent_lists_of_one_kind_merge() {
+        let md = normalize_markdown("- a\n\n<!-- x -->\n\n- b");
+        assert_eq!(md, "- a\n\n- b");
+        round_trip_is_stable(&md);
+    }
+
+    #[test]
+    fn placeholder_characters_in_input_are_dropped() {
+        assert_eq!(normalize_markdown("a\u{FDD0}b"), "ab");
+        assert_eq!(html_to_markdown("<div>a\u{FDD5}b</div>"), "ab");
     }
 }
