@@ -75,7 +75,9 @@ fn check_corpus(root: &Path) -> (Vec<String>, usize) {
                 ));
             }
             if normalize_markdown(&x) != x {
-                failures.push(format!("{name}: canonical Markdown is not normalized:\n{x}"));
+                failures.push(format!(
+                    "{name}: canonical Markdown is not normalized:\n{x}"
+                ));
             }
             let stem = file.with_extension("");
             let must = stem.with_extension("must");
@@ -116,7 +118,10 @@ fn shared_description_fixtures_reach_a_fixed_point() {
         return;
     };
     let (failures, count) = check_corpus(&shared.join("fixtures/descriptions"));
-    assert!(count >= 10, "expected the shared corpus, found {count} fixtures");
+    assert!(
+        count >= 10,
+        "expected the shared corpus, found {count} fixtures"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -124,7 +129,10 @@ fn shared_description_fixtures_reach_a_fixed_point() {
 fn own_description_fixtures_reach_a_fixed_point() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/convert");
     let (failures, count) = check_corpus(&root);
-    assert!(count >= 10, "expected the project's own corpus, found {count} fixtures");
+    assert!(
+        count >= 10,
+        "expected the project's own corpus, found {count} fixtures"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -183,11 +191,22 @@ mod generated {
     fn list() -> impl Strategy<Value = String> {
         (
             prop::sample::select(vec!["- ", "* ", "+ ", "1. ", "1) ", "- [ ] ", "- [x] "]),
-            prop::collection::vec((line(), prop::option::of(prop::collection::vec(line(), 1..3))), 1..4),
+            prop::collection::vec(
+                (
+                    line(),
+                    prop::option::of(prop::collection::vec(line(), 1..3)),
+                ),
+                1..4,
+            ),
             any::<bool>(),
         )
             .prop_map(|(marker, items, loose)| {
-                let indent = " ".repeat(marker.trim_end_matches("[ ] ").trim_end_matches("[x] ").len());
+                let indent = " ".repeat(
+                    marker
+                        .trim_end_matches("[ ] ")
+                        .trim_end_matches("[x] ")
+                        .len(),
+                );
                 let sep = if loose { "\n\n" } else { "\n" };
                 items
                     .iter()
@@ -268,7 +287,11 @@ mod generated {
                 prop::collection::vec(inner, 1..3),
             )
                 .prop_map(|(tag, parts)| {
-                    let attrs = if tag == "span" { " style=\"color:red\"" } else { "" };
+                    let attrs = if tag == "span" {
+                        " style=\"color:red\""
+                    } else {
+                        ""
+                    };
                     format!("<{tag}{attrs}>{}</{tag}>", parts.join(" "))
                 })
         });

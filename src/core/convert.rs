@@ -44,6 +44,10 @@ pub fn html_to_markdown(html: &str) -> String {
     let Ok(tree) = converter.html_to_tree(&html) else {
         return String::new();
     };
+    if dom_depth(&tree) > MAX_DOM_DEPTH {
+        // The converter recurses per element: absurd nesting is read as plain text instead.
+        return normalize_impl(&flat_text_markdown(&tree), true);
+    }
     prepare_dom(&tree, false);
     let md = converter.tree_to_markdown(&tree);
     normalize_impl(&md, true)
@@ -124,6 +128,70 @@ fn decode_placeholders(s: &str) -> Cow<'_, str> {
 
 // ---------------------------------------------------------------------------------------------
 // HTML side: DOM preparation and htmd handlers.
+
+/// Deeper HTML than this is converted as plain text (real descriptions nest a few levels).
+const MAX_DOM_DEPTH: usize = 96;
+
+fn dom_depth(root: &Rc<DomNode>) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(root.clone(), 0usize)];
+    while let Some((node, depth)) = stack.pop() {
+        max = max.max(depth);
+        if depth > MAX_DOM_DEPTH {
+            break;
+        }
+        for child in node.children.borrow().iter() {
+            stack.push((child.clone(), depth + 1));
+        }
+    }
+    max
+}
+
+/// The text of the document, one paragraph per block element or line break, as Markdown text
+/// in placeholder form.
+fn flat_text_markdown(root: &Rc<DomNode>) -> String {
+    let mut paragraphs: Vec<String> = vec![String::new()];
+    let mut stack = vec![root.clone()];
+    while let Some(node) = stack.pop() {
+        match &node.data {
+            NodeData::Text { contents } => {
+                if let Some(last) = paragraphs.last_mut() {
+                    last.push_str(&contents.borrow());
+                }
+            }
+            NodeData::Element { name, .. } => {
+                let tag = &*name.local;
+                if DROPPED_ELEMENTS.contains(&tag) {
+                    continue;
+                }
+                if tag == "br" || BLOCK_TAGS.contains(&tag) || tag == "li" || tag == "tr" {
+                    paragraphs.push(String::new());
+                }
+                for child in node.children.borrow().iter().rev() {
+                    stack.push(child.clone());
+                }
+            }
+            _ => {
+                for child in node.children.borrow().iter().rev() {
+                    stack.push(child.clone());
+                }
+            }
+        }
+    }
+    paragraphs
+        .iter()
+        .map(|p| {
+            encode_placeholders(
+                &p.replace('\u{a0}', " ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
 
 const DROPPED_ELEMENTS: &[&str] = &[
     "head", "style", "script", "title", "meta", "link", "xml", "template", "o:p", "noscript",
@@ -879,7 +947,12 @@ fn comrak_options() -> Options<'static> {
     opts
 }
 
-fn sanitizer() -> ammonia::Builder<'static> {
+fn sanitizer() -> &'static ammonia::Builder<'static> {
+    static SANITIZER: OnceLock<ammonia::Builder<'static>> = OnceLock::new();
+    SANITIZER.get_or_init(build_sanitizer)
+}
+
+fn build_sanitizer() -> ammonia::Builder<'static> {
     let mut builder = ammonia::Builder::default();
     // ammonia's default rel="noopener noreferrer" would be new noise on every write to ADO.
     builder
@@ -914,6 +987,11 @@ fn is_comment(html: &str) -> bool {
     t.starts_with("<!--") && t.ends_with("-->")
 }
 
+fn allowed_schemes() -> &'static std::collections::HashSet<&'static str> {
+    static SCHEMES: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    SCHEMES.get_or_init(|| sanitizer().clone_url_schemes())
+}
+
 /// The URL as it reads back from the HTML we send: percent-encoded the way comrak writes hrefs,
 /// dropped where comrak or ammonia would drop it.
 fn canonical_url(url: &str) -> Option<String> {
@@ -925,10 +1003,7 @@ fn canonical_url(url: &str) -> Option<String> {
     comrak::html::escape_href(&mut href, url, false).ok()?;
     let href = href.replace("&#x27;", "'").replace("&amp;", "&");
     match url::Url::parse(&href) {
-        Ok(parsed) => sanitizer()
-            .clone_url_schemes()
-            .contains(parsed.scheme())
-            .then_some(href),
+        Ok(parsed) => allowed_schemes().contains(parsed.scheme()).then_some(href),
         Err(url::ParseError::RelativeUrlWithoutBase) => Some(href),
         Err(_) => None,
     }
@@ -1129,11 +1204,11 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
             }
         }
     }
-    if decode {
-        let texts: Vec<_> = root.descendants().filter(|n| is_text(n)).collect();
-        for t in texts {
-            autolink_text_node(arena, t);
-        }
+    // Bare URLs are linked by one rule in both directions: comrak skips some (after an unmatched
+    // `[`, inside raw HTML turned into text) that text read back from HTML would link.
+    let texts: Vec<_> = root.descendants().filter(|n| is_text(n)).collect();
+    for t in texts {
+        autolink_text_node(arena, t);
     }
     remove_empty_blocks(root);
     merge_adjacent_lists(root);
@@ -1209,6 +1284,15 @@ fn collapse_spaces(s: &str) -> String {
 
 /// Normalizes the inline children of `container`; returns whether anything changed.
 fn clean_inlines<'a>(arena: &'a Arena<'a>, container: MdNode<'a>, is_block: bool) -> bool {
+    clean_inlines_at(arena, container, is_block, 0)
+}
+
+fn clean_inlines_at<'a>(
+    arena: &'a Arena<'a>,
+    container: MdNode<'a>,
+    is_block: bool,
+    depth: usize,
+) -> bool {
     let mut changed = false;
     // Children first, so whitespace moved out of them is handled at this level.
     let children: Vec<_> = container.children().collect();
@@ -1220,7 +1304,9 @@ fn clean_inlines<'a>(arena: &'a Arena<'a>, container: MdNode<'a>, is_block: bool
         if !wraps {
             continue;
         }
-        changed |= clean_inlines(arena, child, false);
+        if depth < 32 {
+            changed |= clean_inlines_at(arena, child, false, depth + 1);
+        }
         if let Some(first) = child.first_child().filter(|n| is_text(n)) {
             let t = text_of(first);
             if t.starts_with(' ') {
@@ -1320,33 +1406,36 @@ fn clean_inlines<'a>(arena: &'a Arena<'a>, container: MdNode<'a>, is_block: bool
     changed
 }
 
-fn remove_empty_blocks(node: MdNode<'_>) {
-    let children: Vec<_> = node.children().collect();
-    for child in children {
-        remove_empty_blocks(child);
-    }
-    // An empty item prints as a bare `-`, which can turn the line above into a heading.
-    let removable = matches!(
-        node.data().value,
-        NodeValue::Paragraph
-            | NodeValue::Heading(_)
-            | NodeValue::BlockQuote
-            | NodeValue::List(_)
-            | NodeValue::Item(_)
-    );
-    let only_blank = node
-        .children()
-        .all(|c| is_text(c) && text_of(c).trim().is_empty());
-    if removable && only_blank && node.parent().is_some() {
-        node.detach();
+fn remove_empty_blocks(root: MdNode<'_>) {
+    // Reverse pre-order visits every node after all of its descendants, without recursion.
+    let nodes: Vec<_> = root.descendants().collect();
+    for node in nodes.into_iter().rev() {
+        // An empty item prints as a bare `-`, which can turn the line above into a heading.
+        let removable = matches!(
+            node.data().value,
+            NodeValue::Paragraph
+                | NodeValue::Heading(_)
+                | NodeValue::BlockQuote
+                | NodeValue::List(_)
+                | NodeValue::Item(_)
+        );
+        let only_blank = node
+            .children()
+            .all(|c| is_text(c) && text_of(c).trim().is_empty());
+        if removable && only_blank && node.parent().is_some() {
+            node.detach();
+        }
     }
 }
 
-fn merge_adjacent_lists(node: MdNode<'_>) {
-    let children: Vec<_> = node.children().collect();
-    for child in children {
-        merge_adjacent_lists(child);
+fn merge_adjacent_lists(root: MdNode<'_>) {
+    let nodes: Vec<_> = root.descendants().collect();
+    for node in nodes.into_iter().rev() {
+        merge_lists_under(node);
     }
+}
+
+fn merge_lists_under(node: MdNode<'_>) {
     let mut current = node.first_child();
     while let Some(list) = current {
         let next = list.next_sibling();
@@ -1472,7 +1561,57 @@ fn sticky_escape(text: &str, k: usize) -> bool {
 
 /// Drops every escape (and autolink bracket pair) whose removal leaves the canonical document
 /// unchanged. Depends only on its input, so normalizing twice gives the same text.
+///
+/// Each try re-reads the text, so tries are made per top-level block (a paragraph, a list, a
+/// table): that keeps the work near-linear in the document's size. The whole result is checked
+/// once at the end; should a block-local edit ever change the whole, the document-wide search
+/// is used instead.
 fn minimize(canonical: &str) -> String {
+    let arena = Arena::new();
+    let opts = comrak_options();
+    let root = comrak::parse_document(&arena, canonical, &opts);
+    let lines: Vec<&str> = canonical.split('\n').collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut next_line = 1;
+    for block in root.children() {
+        let (start, end, is_code) = {
+            let data = block.data();
+            (
+                data.sourcepos.start.line,
+                data.sourcepos.end.line,
+                matches!(data.value, NodeValue::CodeBlock(_)),
+            )
+        };
+        if start < next_line || end < start || end > lines.len() {
+            return minimize_text(canonical);
+        }
+        out.extend(
+            lines[next_line - 1..start - 1]
+                .iter()
+                .map(|l| l.to_string()),
+        );
+        let chunk = lines[start - 1..end].join("\n");
+        if !is_code && chunk.contains(['\\', '<']) && format_canonical(&chunk, false) == chunk {
+            out.push(minimize_text(&chunk));
+        } else {
+            out.push(chunk);
+        }
+        next_line = end + 1;
+    }
+    if next_line <= lines.len() {
+        out.extend(lines[next_line - 1..].iter().map(|l| l.to_string()));
+    }
+    let result = out.join("\n");
+    if result == canonical || same_document(&result, canonical) {
+        result
+    } else {
+        minimize_text(canonical)
+    }
+}
+
+/// The greedy search behind `minimize`: left to right, each removal is kept when the text still
+/// reads back as `canonical`.
+fn minimize_text(canonical: &str) -> String {
     // Each try re-parses the document: bound the work on very large inputs.
     let mut budget = (4_000_000 / canonical.len().max(1)).clamp(20, 600);
     let mut text = canonical.to_string();
