@@ -1609,19 +1609,85 @@ fn minimize(canonical: &str) -> String {
     }
 }
 
-/// The greedy search behind `minimize`: left to right, each removal is kept when the text still
-/// reads back as `canonical`.
+/// The search behind `minimize`: candidate edits (an escaping backslash, or the brackets of an
+/// autolink) are tried in batches, halving a batch that changes the document, so a text whose
+/// escapes are mostly needless (or mostly needed) costs few re-reads. Every accepted state is
+/// checked to read back as `canonical`.
 fn minimize_text(canonical: &str) -> String {
-    // Each try re-parses the document: bound the work on very large inputs.
+    let candidates = edit_candidates(canonical);
+    let mut removed = vec![false; candidates.len()];
+    // Each try re-parses the text: bound the work on very large inputs.
     let mut budget = (4_000_000 / canonical.len().max(1)).clamp(20, 600);
-    let mut text = canonical.to_string();
+    try_batch(
+        canonical,
+        &candidates,
+        0,
+        candidates.len(),
+        &mut removed,
+        &mut budget,
+    );
+    apply_edits(canonical, &candidates, &removed)
+}
+
+fn try_batch(
+    canonical: &str,
+    candidates: &[Vec<usize>],
+    from: usize,
+    to: usize,
+    removed: &mut Vec<bool>,
+    budget: &mut usize,
+) {
+    if from >= to || *budget == 0 {
+        return;
+    }
+    let mut trial = removed.clone();
+    for flag in &mut trial[from..to] {
+        *flag = true;
+    }
+    *budget -= 1;
+    if same_document(&apply_edits(canonical, candidates, &trial), canonical) {
+        *removed = trial;
+        return;
+    }
+    if to - from == 1 {
+        return;
+    }
+    let mid = from + (to - from) / 2;
+    try_batch(canonical, candidates, from, mid, removed, budget);
+    try_batch(canonical, candidates, mid, to, removed, budget);
+}
+
+fn apply_edits(text: &str, candidates: &[Vec<usize>], removed: &[bool]) -> String {
+    let mut drop: Vec<usize> = candidates
+        .iter()
+        .zip(removed)
+        .filter(|(_, r)| **r)
+        .flat_map(|(c, _)| c.iter().copied())
+        .collect();
+    drop.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut next = drop.iter().peekable();
+    for (i, c) in text.char_indices() {
+        if next.peek().is_some_and(|&&d| d == i) {
+            next.next();
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Byte positions of the edits worth trying: a backslash before ASCII punctuation (unless the
+/// escape is kept by policy), or the `<` and `>` of an autolink.
+fn edit_candidates(text: &str) -> Vec<Vec<usize>> {
+    let bytes = text.as_bytes();
+    let mut candidates = Vec::new();
     let mut pos = 0;
-    while budget > 0 && pos < text.len() {
+    while pos < text.len() {
         let Some(offset) = text[pos..].find(['\\', '<']) else {
             break;
         };
         let k = pos + offset;
-        let bytes = text.as_bytes();
         if bytes[k] == b'\\' {
             let escapes_punct = bytes.get(k + 1).is_some_and(|b| b.is_ascii_punctuation());
             if !escapes_punct {
@@ -1632,45 +1698,28 @@ fn minimize_text(canonical: &str) -> String {
                 && bytes
                     .get(k + 2)
                     .is_some_and(|b| b.is_ascii_alphabetic() || b"/!?".contains(b));
-            if tag_like || sticky_escape(&text, k) {
-                pos = k + 2;
-                continue;
+            if !tag_like && !sticky_escape(text, k) {
+                candidates.push(vec![k]);
             }
-            let mut candidate = text.clone();
-            candidate.remove(k);
-            budget -= 1;
-            if same_document(&candidate, canonical) {
-                text = candidate;
-                pos = k + 1;
-            } else {
-                pos = k + 2;
-            }
+            pos = k + 2;
         } else {
             let rest = &text[k + 1..];
             let end = rest.find(|c: char| c == '>' || c == '<' || c.is_whitespace());
-            let inner = match end {
-                Some(e) if rest.as_bytes()[e] == b'>' && e > 0 => &rest[..e],
-                _ => {
-                    pos = k + 1;
-                    continue;
+            match end {
+                Some(e) if rest.as_bytes()[e] == b'>' && e > 0 => {
+                    let inner = &rest[..e];
+                    if inner.contains(':') || inner.contains('@') {
+                        candidates.push(vec![k, k + 1 + e]);
+                        pos = k + 2 + e;
+                    } else {
+                        pos = k + 1;
+                    }
                 }
-            };
-            if !(inner.contains(':') || inner.contains('@')) {
-                pos = k + 1;
-                continue;
-            }
-            let inner_len = inner.len();
-            let candidate = format!("{}{}{}", &text[..k], inner, &text[k + 1 + inner_len + 1..]);
-            budget -= 1;
-            if same_document(&candidate, canonical) {
-                text = candidate;
-                pos = k + inner_len;
-            } else {
-                pos = k + 1;
+                _ => pos = k + 1,
             }
         }
     }
-    text
+    candidates
 }
 
 // ---------------------------------------------------------------------------------------------
