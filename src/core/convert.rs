@@ -1188,6 +1188,22 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
             _ => {}
         }
     }
+    // Headings and table cells are one line: a break there is a space.
+    let breaks: Vec<_> = root
+        .descendants()
+        .filter(|n| matches!(n.data().value, NodeValue::LineBreak))
+        .collect();
+    for br in breaks {
+        let mut block = br.parent();
+        while let Some(b) = block.filter(|b| !b.data().value.block()) {
+            block = b.parent();
+        }
+        if block
+            .is_some_and(|b| matches!(b.data().value, NodeValue::Heading(_) | NodeValue::TableCell))
+        {
+            br.data_mut().value = NodeValue::Text(Cow::Borrowed(" "));
+        }
+    }
     let blocks: Vec<_> = root
         .descendants()
         .filter(|n| {
@@ -2159,6 +2175,22 @@ mod tests {
             "| a | b |\n| :-- | --: |\n| 1 | 2 \\| 3 |"
         );
         round_trip_is_stable(&normalize_markdown(md));
+    }
+
+    #[test]
+    fn raw_breaks_in_cells_and_headings_become_spaces() {
+        assert_eq!(
+            normalize_markdown("# a<br>b\n\n| h |\n| - |\n| x<br>y |"),
+            "# a b\n\n| h |\n| --- |\n| x y |"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let html = format!("{}x{}", "<div><b>".repeat(3000), "</b></div>".repeat(3000));
+        assert_eq!(html_to_markdown(&html), "x");
+        let md = format!("{}x", "> ".repeat(3000));
+        let _ = markdown_to_html(&normalize_markdown(&md));
     }
 
     #[test]
