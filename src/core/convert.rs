@@ -7,23 +7,33 @@
 //! description never looks changed on its own.
 //!
 //! Canonical conventions (other modules compare descriptions through them):
-//! - bullets `-`, ordered items `1.` numbered consecutively from the list's start (delimiter `.`),
-//!   task items `- [ ]` / `- [x]`, list content indented by the marker width;
-//! - emphasis `*text*`, strong `**text**`, strikethrough `~~text~~`;
-//! - ATX headings (`## Title`), fenced code blocks with backticks (info string = first word only),
-//!   thematic break `-----`, block quotes `> `;
-//! - a paragraph is one line: soft breaks become spaces, runs of spaces collapse to one, no
-//!   non-breaking spaces outside code; hard breaks are a backslash at the end of the line;
-//! - tables `| a | b |` with a `| --- |` delimiter row (`:--`, `:-:`, `--:` for alignment), pipes in
-//!   cells escaped as `\|`;
-//! - only the escapes a reader needs: an escape is kept only when removing it would change the
-//!   document (so `snake_case` and `#tag` stay bare, `\*not emphasis\*` keeps what it needs);
-//! - bare URLs stay bare (GFM autolinks), other links are `[text](url)`; URLs are percent-encoded
-//!   the way the HTML renderer writes them;
+//! - bullets `-`; ordered items `N.` numbered consecutively from the list's start (never below 1,
+//!   delimiter always `.`); task items `- [ ] ` / `- [x] ` (`X` becomes `x`); nested content
+//!   indented by the marker width (2 for `-`, 3 for `1.`); two adjacent lists of one kind merge
+//!   into one loose list (that is how HTML reads them back);
+//! - a list is tight unless comrak finds it loose or an item holds a heading, code block, quote,
+//!   table or rule followed by anything, or text followed by a block other than a list;
+//! - emphasis `*text*`, strong `**text**`, strikethrough `~~text~~`; whitespace at the edges of
+//!   these moves outside the delimiters; nested emphasis of one kind is flattened;
+//! - ATX headings (`## Title`), one line; fenced code blocks with backticks (more if the code
+//!   holds a run of backticks), info string = its first word; thematic break `-----`; `> `
+//!   block quotes;
+//! - a paragraph is one line: soft breaks become spaces, runs of spaces and tabs collapse to one
+//!   space, non-breaking spaces outside code become spaces; a hard break is a backslash at the end
+//!   of the line (never two trailing spaces); in headings and table cells a break is a space;
+//! - tables `| a | b |` with a delimiter row `| --- |` (`:--`, `:-:`, `--:` for alignment), cells
+//!   on one line, `|` in a cell escaped as `\|`; HTML tables take their first row as header;
+//! - escapes only where needed: an escape stays when removing it would change the document,
+//!   plus, for symmetry and for other readers, `\*` unless the star stands between spaces, `\_`
+//!   unless inside a word (so `snake_case_name` and `#tag` stay bare, `\*literal\*` keeps both),
+//!   and `\<` before anything that looks like a tag;
+//! - bare URLs stay bare (GFM autolinks, one rule in both directions), other links
+//!   `[text](url)`, images `![alt](url)` with plain-text alt; URLs are percent-encoded the way
+//!   comrak writes hrefs; links whose URL comrak or ammonia would drop become their text;
 //! - raw HTML is never rendered: `<br>` becomes a hard break, comments are dropped, any other tag
-//!   is kept as literal text;
-//! - no trailing spaces, no blank-line runs, one trailing newline is NOT kept (the text ends with
-//!   its last character); an empty description is the empty string.
+//!   stays as literal (escaped) text, both in `normalize_markdown` and `markdown_to_html`;
+//! - no trailing spaces, no blank-line runs, no leading or trailing blank lines and no final
+//!   newline; an empty description is the empty string.
 //!
 //! Pure: no I/O, no clock. No input makes these functions panic.
 
