@@ -143,6 +143,7 @@ mod generated {
     fn word() -> impl Strategy<Value = String> {
         prop_oneof![
             4 => "[a-zA-Z]{1,8}",
+            1 => "[!-/:-@\\[-`{-~a-z]{1,6}",
             1 => "[0-9]{1,3}",
             1 => prop::sample::select(vec![
                 "snake_case_name", "a*b", "#tag", "1.", "2)", "[x]", "<b>", "&amp;", "&copy",
@@ -247,7 +248,29 @@ mod generated {
                 }),
             1 => paragraph().prop_map(|p| p.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n")),
             1 => Just("---".to_string()),
+            1 => (line(), prop::sample::select(vec![
+                "```\ncode\n```", "> quoted", "## sub", "| a | b |\n| - | - |\n| 1 | 2 |", "1. one",
+            ]))
+                .prop_map(|(l, inner)| {
+                    let inner = inner.replace('\n', "\n  ");
+                    format!("- {l}\n\n  {inner}\n- after")
+                }),
+            1 => list().prop_map(|l| l.lines().map(|x| format!("> {x}")).collect::<Vec<_>>().join("\n")),
+            1 => prop::sample::select(vec![
+                "<div>\nraw *html*\n</div>", "<!-- note -->", "Setext\n---", "    indented code",
+                "write to a.b@example.com now", "[ref][r]\n\n[r]: https://e.com/r \"T\"",
+                "a <span>b</span> c", "line<br>next", "[t](https://e.com \"title\")",
+            ])
+            .prop_map(str::to_string),
         ]
+    }
+
+    /// 256 cases by default; `PROPTEST_CASES` raises it for a deeper search.
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
     }
 
     fn document() -> impl Strategy<Value = String> {
@@ -331,7 +354,7 @@ mod generated {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
 
         #[test]
         fn generated_ado_html_reaches_a_fixed_point(
