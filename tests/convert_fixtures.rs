@@ -337,6 +337,17 @@ mod generated {
             1 => prop::collection::vec("[ -;=?-~]{0,20}", 1..4)
                 .prop_map(|l| format!("<pre><code>{}</code></pre>", l.join("\n"))),
             1 => html_inline().prop_map(|i| format!("<blockquote>{i}</blockquote>")),
+            1 => prop::sample::select(vec![
+                "<ul><li>a</li><ul><li>b</li></ul><li>c</li></ul>",
+                "<table><thead><tr><th>h</th><th>i</th></tr></thead><tbody><tr><td><div>x</div><div>y</div></td><td><p>z</p></td></tr></tbody></table>",
+                "<ol start=\"3\"><li><div>x</div></li><li><div>y</div><div>z</div></li></ol>",
+                "<p class=MsoListParagraph style='mso-list:l0 level1 lfo1'><span style='mso-list:Ignore'>1.<span>&nbsp;&nbsp;</span></span>one<o:p></o:p></p><p class=MsoListParagraph style='mso-list:l0 level2 lfo1'><span style='mso-list:Ignore'>o<span>&nbsp;</span></span>two<o:p></o:p></p>",
+                "<div><a href=\"https://e.com/x\">https://e.com/x</a> and <a href=\"https://e.com/y\"><img src=\"https://e.com/i.png\" alt=\"pic\"></a></div>",
+                "<div><a href=\"mailto:a@b.com\">a@b.com</a> <a href=\"javascript:alert(1)\">js</a> <a href=\"ftp://f.example/x y\">f</a></div>",
+                "<pre>line1<br>line2 &amp; `ticks` ```</pre>",
+                "<div>tab\there &nbsp; <span style=\"font-weight:bold\">x</span>\r\nnext</div>",
+            ])
+            .prop_map(str::to_string),
         ];
         leaf.prop_recursive(2, 16, 4, |inner| {
             (

@@ -59,7 +59,8 @@ pub fn html_to_markdown(html: &str) -> String {
         return normalize_impl(&flat_text_markdown(&tree), true);
     }
     prepare_dom(&tree, false);
-    let md = converter.tree_to_markdown(&tree);
+    restore_flanking_punctuation(&tree);
+    let md = expand_escaped_markers(&converter.tree_to_markdown(&tree), false);
     normalize_impl(&md, true)
 }
 
@@ -96,13 +97,50 @@ pub fn normalize_markdown(md: &str) -> String {
 const PUNCT: &[u8; 32] = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 const PH_BASE: u32 = 0xFDD0;
 
+/// A second family of noncharacters (U+1FFFE, U+1FFFF, U+2FFFE, ...) marks punctuation that
+/// must reach the Markdown *escaped* (`\*`): it keeps its punctuation role for emphasis
+/// flanking without ever being syntax.
+fn escaped_marker(index: usize) -> Option<char> {
+    let plane = (index / 2 + 1) as u32;
+    char::from_u32(plane * 0x10000 + 0xFFFE + (index % 2) as u32)
+}
+
+fn escaped_marker_index(c: char) -> Option<usize> {
+    let code = c as u32;
+    let plane = code >> 16;
+    let low = code & 0xFFFF;
+    if (1..=16).contains(&plane) && low >= 0xFFFE {
+        Some(((plane - 1) * 2 + (low - 0xFFFE)) as usize).filter(|i| *i < PUNCT.len())
+    } else {
+        None
+    }
+}
+
+/// Turns escaped markers into `\` + the punctuation they stand for (`plain` = without `\`).
+fn expand_escaped_markers(s: &str, plain: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match escaped_marker_index(c).and_then(|i| PUNCT.get(i)) {
+            Some(&p) => {
+                if !plain {
+                    out.push('\\');
+                }
+                out.push(char::from(p));
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 fn is_placeholder(c: char) -> bool {
     (PH_BASE..PH_BASE + 32).contains(&(c as u32))
 }
 
 fn strip_placeholders(s: &str) -> Cow<'_, str> {
-    if s.chars().any(is_placeholder) {
-        Cow::Owned(s.chars().filter(|c| !is_placeholder(*c)).collect())
+    let ours = |c: char| is_placeholder(c) || escaped_marker_index(c).is_some();
+    if s.chars().any(ours) {
+        Cow::Owned(s.chars().filter(|c| !ours(*c)).collect())
     } else {
         Cow::Borrowed(s)
     }
@@ -234,6 +272,121 @@ fn prepare_dom(node: &Rc<DomNode>, in_pre: bool) {
     }
 }
 
+const DELIMITED_TAGS: &[&str] = &["b", "strong", "i", "em", "s", "strike", "del"];
+
+/// Emphasis delimiters open and close by whether their neighbours are punctuation, which
+/// placeholders hide. The characters next to each `*`/`~~` an element will produce become
+/// escaped markers instead: they reach the Markdown as `\X`, punctuation for flanking and never
+/// syntax.
+fn restore_flanking_punctuation(root: &Rc<DomNode>) {
+    let mut stack = vec![root.clone()];
+    while let Some(node) = stack.pop() {
+        for child in node.children.borrow().iter() {
+            stack.push(child.clone());
+        }
+        if !tag_name(&node).is_some_and(|t| DELIMITED_TAGS.contains(&t)) {
+            continue;
+        }
+        let restore = restore_edge_char;
+        if let Some(t) = edge_text(&node, true) {
+            restore(&t, true);
+        }
+        if let Some(t) = edge_text(&node, false) {
+            restore(&t, false);
+        }
+        let Some(parent) = parent_of(&node) else {
+            continue;
+        };
+        let siblings = parent.children.borrow();
+        let Some(idx) = siblings.iter().position(|c| Rc::ptr_eq(c, &node)) else {
+            continue;
+        };
+        if let Some(prev) = idx.checked_sub(1).and_then(|i| siblings.get(i)) {
+            let text = if matches!(prev.data, NodeData::Text { .. }) {
+                Some(prev.clone())
+            } else {
+                edge_text(prev, false)
+            };
+            if let Some(t) = text {
+                restore(&t, false);
+            }
+        }
+        if let Some(next) = siblings.get(idx + 1) {
+            let text = if matches!(next.data, NodeData::Text { .. }) {
+                Some(next.clone())
+            } else {
+                edge_text(next, true)
+            };
+            if let Some(t) = text {
+                restore(&t, true);
+            }
+        }
+    }
+}
+
+/// The first (or last) text node inside `node`, unless an element that prints its own syntax
+/// (code, link, image, break) comes first.
+fn edge_text(node: &Rc<DomNode>, first: bool) -> Option<Rc<DomNode>> {
+    let mut current = node.clone();
+    loop {
+        let next = {
+            let children = current.children.borrow();
+            let mut iter: Box<dyn Iterator<Item = &Rc<DomNode>>> = if first {
+                Box::new(children.iter())
+            } else {
+                Box::new(children.iter().rev())
+            };
+            iter.find(|c| match &c.data {
+                NodeData::Text { contents } => !contents.borrow().trim().is_empty(),
+                NodeData::Element { .. } => true,
+                _ => false,
+            })
+            .cloned()
+        }?;
+        match &next.data {
+            NodeData::Text { .. } => return Some(next),
+            NodeData::Element { name, .. } => {
+                if matches!(&*name.local, "code" | "a" | "img" | "br" | "input" | "pre") {
+                    return None;
+                }
+                current = next;
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn restore_edge_char(text_node: &DomNode, first: bool) {
+    let NodeData::Text { contents } = &text_node.data else {
+        return;
+    };
+    let text = contents.borrow().to_string();
+    let position = if first {
+        text.char_indices().find(|(_, c)| !c.is_whitespace())
+    } else {
+        text.char_indices().rev().find(|(_, c)| !c.is_whitespace())
+    };
+    let Some((i, c)) = position else {
+        return;
+    };
+    if !is_placeholder(c) {
+        return;
+    }
+    let index = (c as u32 - PH_BASE) as usize;
+    // An escaped backslash would read back as the bare backslash a dropped `<br>` leaves.
+    if PUNCT.get(index) == Some(&b'\\') {
+        return;
+    }
+    let Some(marker) = escaped_marker(index) else {
+        return;
+    };
+    let mut restored = String::with_capacity(text.len());
+    restored.push_str(&text[..i]);
+    restored.push(marker);
+    restored.push_str(&text[i + c.len_utf8()..]);
+    contents.replace(restored.into());
+}
+
 fn tag_name(node: &DomNode) -> Option<&str> {
     match &node.data {
         NodeData::Element { name, .. } => Some(&name.local),
@@ -263,7 +416,9 @@ fn attr(element: &Element, name: &str) -> Option<String> {
 /// The text of a subtree; `<br>` counts as a newline (some editors put them in `<pre>`).
 fn text_content(node: &DomNode, out: &mut String) {
     match &node.data {
-        NodeData::Text { contents } => out.push_str(&contents.borrow()),
+        NodeData::Text { contents } => {
+            out.push_str(&expand_escaped_markers(&contents.borrow(), true))
+        }
         NodeData::Element { name, .. } if &*name.local == "br" => out.push('\n'),
         _ => {
             for child in node.children.borrow().iter() {
@@ -320,23 +475,42 @@ fn result(content: String) -> Option<HandlerResult> {
 }
 
 /// Splits inline Markdown into (leading edge, inner, trailing edge), where the edges are
-/// whitespace and hard breaks (`\` + newline; text from HTML has no other backslash).
+/// whitespace and hard breaks (`\` + newline, or a lone `\` left at the end when the newline
+/// was trimmed; text from HTML has no other backslash except escapes of punctuation).
 fn split_edges(content: &str) -> (&str, &str, &str) {
-    let is_edge = |c: char| c.is_ascii_whitespace() || c == '\\';
-    let inner_start = content.find(|c: char| !is_edge(c)).unwrap_or(content.len());
-    let inner_end = content
-        .rfind(|c: char| !is_edge(c))
-        .map_or(inner_start, |i| {
-            i + content[i..].chars().next().map_or(1, char::len_utf8)
-        });
-    if inner_start >= inner_end {
+    let mut start = 0;
+    loop {
+        let rest = &content[start..];
+        let trimmed = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        start += rest.len() - trimmed.len();
+        if trimmed.starts_with("\\\n") {
+            start += 2;
+        } else {
+            break;
+        }
+    }
+    let mut end = content.len();
+    loop {
+        if end <= start {
+            break;
+        }
+        let rest = &content[start..end];
+        let trimmed = rest.trim_end_matches(|c: char| c.is_ascii_whitespace());
+        end = start + trimmed.len();
+        let escaped_punct = trimmed.len() >= 2
+            && trimmed.ends_with('\\')
+            && !trimmed[..trimmed.len() - 1].ends_with('\\');
+        let lone_break = trimmed.ends_with('\\') && (trimmed.len() == 1 || escaped_punct);
+        if lone_break && end > start {
+            end -= 1;
+        } else {
+            break;
+        }
+    }
+    if start >= end {
         return (content, "", "");
     }
-    (
-        &content[..inner_start],
-        &content[inner_start..inner_end],
-        &content[inner_end..],
-    )
+    (&content[..start], &content[start..end], &content[end..])
 }
 
 /// Wraps inline content in delimiters, with edge whitespace and breaks kept outside them as
@@ -462,8 +636,9 @@ fn inline_code_handler(_handlers: &dyn Handlers, element: Element) -> Option<Han
     let mut text = String::new();
     text_content(element.node, &mut text);
     let text = text.replace(['\n', '\r'], " ");
-    if text.is_empty() {
-        return None;
+    if text.trim().is_empty() {
+        // Blank code spans carry nothing but a space (and upset emphasis around them).
+        return (!text.is_empty()).then(|| " ".to_string()).and_then(result);
     }
     // Placeholders hold every backtick, so a single backtick fence always suffices.
     let pad = text.starts_with(' ') && text.ends_with(' ') && !text.trim_matches(' ').is_empty();
@@ -1107,7 +1282,11 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
             }
             NodeValue::Code(mut c) => {
                 c.literal = dec(&c.literal);
-                node.data_mut().value = NodeValue::Code(c);
+                node.data_mut().value = if c.literal.trim().is_empty() {
+                    NodeValue::Text(Cow::Borrowed(" "))
+                } else {
+                    NodeValue::Code(c)
+                };
             }
             NodeValue::CodeBlock(mut cb) => {
                 cb.literal = dec(&cb.literal);
@@ -1332,6 +1511,23 @@ fn clean_inlines_at<'a>(
         }
         if depth < 32 {
             changed |= clean_inlines_at(arena, child, false, depth + 1);
+        }
+        // Breaks at the edges go outside too: HTML puts them there on the way back.
+        if let Some(first) = child
+            .first_child()
+            .filter(|n| matches!(n.data().value, NodeValue::LineBreak))
+        {
+            first.detach();
+            child.insert_before(first);
+            changed = true;
+        }
+        if let Some(last) = child
+            .last_child()
+            .filter(|n| matches!(n.data().value, NodeValue::LineBreak))
+        {
+            last.detach();
+            child.insert_after(last);
+            changed = true;
         }
         if let Some(first) = child.first_child().filter(|n| is_text(n)) {
             let t = text_of(first);
