@@ -379,9 +379,7 @@ pub fn load_with_env(sources: &Sources, env: &[(String, String)]) -> Result<Conf
         }
         files = files.add_source(config::File::from(local.as_path()).required(false));
     }
-    let file_only = files
-        .build_cloned()
-        .map_err(|e| file_error(sources, e))?;
+    let file_only = files.build_cloned().map_err(|e| file_error(sources, e))?;
     for (key, var) in SECRET_KEYS {
         if file_only.get::<config::Value>(key).is_ok() {
             return Err(ConfigError::invalid(
@@ -412,6 +410,12 @@ pub fn load_with_env(sources: &Sources, env: &[(String, String)]) -> Result<Conf
     let tree: serde_json::Value = merged
         .try_deserialize()
         .map_err(|e| ConfigError::invalid("(root)", e.to_string(), "check the TOML syntax"))?;
+    // Secrets given as SYNC_* variables land in the tree; they are read from the environment
+    // below, so drop them here rather than reject them as unknown keys.
+    let mut tree = tree;
+    for (key, _) in SECRET_KEYS {
+        remove_key(&mut tree, key);
+    }
     let mut cfg: Config = deserialize_named(tree)?;
 
     cfg.secrets = Secrets {
@@ -436,6 +440,24 @@ pub fn load_with_env(sources: &Sources, env: &[(String, String)]) -> Result<Conf
     };
     validate(&cfg)?;
     Ok(cfg)
+}
+
+fn remove_key(tree: &mut serde_json::Value, dotted: &str) {
+    let mut node = tree;
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Some(map) = node.as_object_mut() else {
+            return;
+        };
+        if parts.peek().is_none() {
+            map.remove(part);
+            return;
+        }
+        match map.get_mut(part) {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
 }
 
 fn file_error(sources: &Sources, e: config::ConfigError) -> ConfigError {

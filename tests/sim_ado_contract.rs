@@ -121,7 +121,12 @@ fn assert_contract(
         }
         match got.get(path) {
             None => problems.push(format!("missing {path} ({ty})")),
-            Some(g) if *ty != "null" && *ty != "mixed" && g != ty && !type_exempt.contains(&path.as_str()) => {
+            Some(g)
+                if *ty != "null"
+                    && *ty != "mixed"
+                    && g != ty
+                    && !type_exempt.contains(&path.as_str()) =>
+            {
                 problems.push(format!("{path}: example {ty}, simulator {g}"))
             }
             _ => {}
