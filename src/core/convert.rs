@@ -11,8 +11,10 @@
 //!   delimiter always `.`); task items `- [ ] ` / `- [x] ` (`X` becomes `x`); nested content
 //!   indented by the marker width (2 for `-`, 3 for `1.`); two adjacent lists of one kind merge
 //!   into one loose list (that is how HTML reads them back);
-//! - a list is tight unless comrak finds it loose or an item holds a heading, code block, quote,
-//!   table or rule followed by anything, or text followed by a block other than a list;
+//! - a list is loose when comrak finds it loose and some item has text of its own, or when an
+//!   item holds a heading, code block, quote, table or rule followed by anything (or by another
+//!   item), text followed by a block other than a list, or a list followed by anything; otherwise
+//!   tight (that is exactly what survives the trip through HTML);
 //! - emphasis `*text*`, strong `**text**`, strikethrough `~~text~~`; whitespace at the edges of
 //!   these moves outside the delimiters; nested emphasis of one kind is flattened;
 //! - ATX headings (`## Title`), one line; fenced code blocks with backticks (more if the code
@@ -1442,14 +1444,20 @@ fn loosen_lists(root: MdNode<'_>) {
                 }
             })
         });
-        if loose {
-            if let NodeValue::List(l) = &mut list.data_mut().value {
-                l.tight = false;
-            }
-            for item in list.children() {
-                if let NodeValue::Item(l) = &mut item.data_mut().value {
-                    l.tight = false;
-                }
+        // Looseness shows in HTML only as `<p>` around item text: a loose list without any
+        // item text reads back tight.
+        let has_text = list.children().any(|item| {
+            item.children()
+                .any(|c| matches!(c.data().value, NodeValue::Paragraph))
+        });
+        let was_loose = matches!(&list.data().value, NodeValue::List(l) if !l.tight);
+        let tight = !(loose || (was_loose && has_text));
+        if let NodeValue::List(l) = &mut list.data_mut().value {
+            l.tight = tight;
+        }
+        for item in list.children() {
+            if let NodeValue::Item(l) = &mut item.data_mut().value {
+                l.tight = tight;
             }
         }
     }
