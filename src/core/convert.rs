@@ -210,7 +210,7 @@ fn resolve_breaks(md: &str) -> String {
                 .trim_matches(|c: char| c.is_whitespace() || c == BR_MARK)
                 .is_empty()
         });
-        let body = line.trim_end_matches(|c: char| c == BR_MARK || c == ' ');
+        let body = line.trim_end_matches([BR_MARK, ' ']);
         let ends_with_break = line.trim_end_matches(' ').ends_with(BR_MARK);
         out.push_str(&body.replace(BR_MARK, ""));
         if ends_with_break && text_follows && !body.trim().is_empty() {
