@@ -11,8 +11,10 @@
 //!   delimiter always `.`); task items `- [ ] ` / `- [x] ` (`X` becomes `x`); nested content
 //!   indented by the marker width (2 for `-`, 3 for `1.`); two adjacent lists of one kind merge
 //!   into one loose list (that is how HTML reads them back);
-//! - a list is tight unless comrak finds it loose or an item holds a heading, code block, quote,
-//!   table or rule followed by anything, or text followed by a block other than a list;
+//! - a list is loose when comrak finds it loose and some item has text of its own, or when an
+//!   item holds a heading, code block, quote, table or rule followed by anything (or by another
+//!   item), text followed by a block other than a list, or a list followed by anything; otherwise
+//!   tight (that is exactly what survives the trip through HTML);
 //! - emphasis `*text*`, strong `**text**`, strikethrough `~~text~~`; whitespace at the edges of
 //!   these moves outside the delimiters; nested emphasis of one kind is flattened;
 //! - ATX headings (`## Title`), one line; fenced code blocks with backticks (more if the code
@@ -60,7 +62,8 @@ pub fn html_to_markdown(html: &str) -> String {
     }
     prepare_dom(&tree, false);
     restore_flanking_punctuation(&tree);
-    let md = expand_escaped_markers(&converter.tree_to_markdown(&tree), false);
+    let md = resolve_breaks(&converter.tree_to_markdown(&tree));
+    let md = expand_escaped_markers(&md, false);
     normalize_impl(&md, true)
 }
 
@@ -138,7 +141,11 @@ fn is_placeholder(c: char) -> bool {
 }
 
 fn strip_placeholders(s: &str) -> Cow<'_, str> {
-    let ours = |c: char| is_placeholder(c) || escaped_marker_index(c).is_some();
+    let ours = |c: char| {
+        is_placeholder(c)
+            || escaped_marker_index(c).is_some()
+            || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    };
     if s.chars().any(ours) {
         Cow::Owned(s.chars().filter(|c| !ours(*c)).collect())
     } else {
@@ -176,6 +183,42 @@ fn decode_placeholders(s: &str) -> Cow<'_, str> {
 
 // ---------------------------------------------------------------------------------------------
 // HTML side: DOM preparation and htmd handlers.
+
+/// What the `<br>` handler writes before its newline: it becomes a Markdown hard break (`\`)
+/// only where a line of text follows, so breaks at the end of a block leave no stray backslash.
+const BR_MARK: char = '\u{FFFF}';
+
+fn br_handler(_handlers: &dyn Handlers, _element: Element) -> Option<HandlerResult> {
+    result(format!("{BR_MARK}\n"))
+}
+
+/// Turns the `<br>` marks of htmd's output into hard breaks where they are ones.
+fn resolve_breaks(md: &str) -> String {
+    let lines: Vec<&str> = md.split('\n').collect();
+    let mut out = String::with_capacity(md.len());
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if !line.contains(BR_MARK) {
+            // Code lines keep their trailing spaces.
+            out.push_str(line);
+            continue;
+        }
+        let text_follows = lines.get(i + 1).is_some_and(|next| {
+            !next
+                .trim_matches(|c: char| c.is_whitespace() || c == BR_MARK)
+                .is_empty()
+        });
+        let body = line.trim_end_matches([BR_MARK, ' ']);
+        let ends_with_break = line.trim_end_matches(' ').ends_with(BR_MARK);
+        out.push_str(&body.replace(BR_MARK, ""));
+        if ends_with_break && text_follows && !body.trim().is_empty() {
+            out.push('\\');
+        }
+    }
+    out
+}
 
 /// Deeper HTML than this is converted as plain text (real descriptions nest a few levels).
 const MAX_DOM_DEPTH: usize = 96;
@@ -373,10 +416,6 @@ fn restore_edge_char(text_node: &DomNode, first: bool) {
         return;
     }
     let index = (c as u32 - PH_BASE) as usize;
-    // An escaped backslash would read back as the bare backslash a dropped `<br>` leaves.
-    if PUNCT.get(index) == Some(&b'\\') {
-        return;
-    }
     let Some(marker) = escaped_marker(index) else {
         return;
     };
@@ -475,42 +514,17 @@ fn result(content: String) -> Option<HandlerResult> {
 }
 
 /// Splits inline Markdown into (leading edge, inner, trailing edge), where the edges are
-/// whitespace and hard breaks (`\` + newline, or a lone `\` left at the end when the newline
-/// was trimmed; text from HTML has no other backslash except escapes of punctuation).
+/// whitespace and hard breaks (`BR_MARK`).
 fn split_edges(content: &str) -> (&str, &str, &str) {
-    let mut start = 0;
-    loop {
-        let rest = &content[start..];
-        let trimmed = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
-        start += rest.len() - trimmed.len();
-        if trimmed.starts_with("\\\n") {
-            start += 2;
-        } else {
-            break;
-        }
-    }
-    let mut end = content.len();
-    loop {
-        if end <= start {
-            break;
-        }
-        let rest = &content[start..end];
-        let trimmed = rest.trim_end_matches(|c: char| c.is_ascii_whitespace());
-        end = start + trimmed.len();
-        let escaped_punct = trimmed.len() >= 2
-            && trimmed.ends_with('\\')
-            && !trimmed[..trimmed.len() - 1].ends_with('\\');
-        let lone_break = trimmed.ends_with('\\') && (trimmed.len() == 1 || escaped_punct);
-        if lone_break && end > start {
-            end -= 1;
-        } else {
-            break;
-        }
-    }
-    if start >= end {
+    let is_edge = |c: char| c.is_ascii_whitespace() || c == BR_MARK;
+    let trimmed_start = content.trim_start_matches(is_edge);
+    let start = content.len() - trimmed_start.len();
+    let inner = trimmed_start.trim_end_matches(is_edge);
+    if inner.is_empty() {
         return (content, "", "");
     }
-    (&content[..start], &content[start..end], &content[end..])
+    let end = start + inner.len();
+    (&content[..start], inner, &content[end..])
 }
 
 /// Wraps inline content in delimiters, with edge whitespace and breaks kept outside them as
@@ -597,7 +611,7 @@ fn anchor_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerRe
 fn collapse_newlines(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut last_space = false;
-    for c in s.replace("\\\n", "\n").chars() {
+    for c in s.replace(BR_MARK, "").chars() {
         if c == '\n' || c == '\r' {
             if !last_space {
                 // Keep a hard break's effect as a plain space inside inline containers.
@@ -866,10 +880,10 @@ fn item_forces_loose(li: &Rc<DomNode>) -> bool {
 /// `<li><input> <p>text</p></li>`).
 fn tidy_item(content: &str) -> String {
     let content = content.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let content = content.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == '\\');
+    let content = content.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == BR_MARK);
     for marker in ["[x] ", "[ ] "] {
         if let Some(rest) = content.strip_prefix(marker) {
-            let rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\\');
+            let rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == BR_MARK);
             return format!("{marker}{rest}");
         }
     }
@@ -886,7 +900,7 @@ fn heading_handler(handlers: &dyn Handlers, element: Element) -> Option<HandlerR
         .clamp(1, 6);
     let content = handlers.walk_children(element.node).content;
     let text = collapse_newlines(&content);
-    let text = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\\');
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == BR_MARK);
     if text.is_empty() {
         return None;
     }
@@ -1089,8 +1103,6 @@ fn converter() -> &'static HtmlToMarkdown {
         HtmlToMarkdown::builder()
             .options(htmd::options::Options {
                 preformatted_code: true,
-                // Backslash breaks survive htmd's trimming of line ends inside list items.
-                br_style: htmd::options::BrStyle::Backslash,
                 ..Default::default()
             })
             .add_handler(vec!["a"], anchor_handler)
@@ -1101,6 +1113,7 @@ fn converter() -> &'static HtmlToMarkdown {
             .add_handler(vec!["code", "kbd", "samp", "tt"], inline_code_handler)
             .add_handler(vec!["pre"], pre_handler)
             .add_handler(vec!["input"], checkbox_handler)
+            .add_handler(vec!["br"], br_handler)
             .add_handler(vec!["li"], list_item_handler)
             .add_handler(vec!["ul", "ol"], list_handler)
             .add_handler(vec!["h1", "h2", "h3", "h4", "h5", "h6"], heading_handler)
@@ -1267,13 +1280,6 @@ fn canonicalize_tree<'a>(arena: &'a Arena<'a>, root: MdNode<'a>, decode: bool) {
         let value = node.data().value.clone();
         match value {
             NodeValue::Text(t) => {
-                // Text from HTML holds its real backslashes as placeholders: a bare one is the
-                // remains of a `<br>` that ended up where Markdown has no hard break.
-                let t = if decode {
-                    t.replace('\\', "")
-                } else {
-                    t.to_string()
-                };
                 let t = dec(&t).replace(['\u{a0}', '\t', '\n', '\r'], " ");
                 node.data_mut().value = NodeValue::Text(Cow::Owned(t));
             }
@@ -1442,14 +1448,20 @@ fn loosen_lists(root: MdNode<'_>) {
                 }
             })
         });
-        if loose {
-            if let NodeValue::List(l) = &mut list.data_mut().value {
-                l.tight = false;
-            }
-            for item in list.children() {
-                if let NodeValue::Item(l) = &mut item.data_mut().value {
-                    l.tight = false;
-                }
+        // Looseness shows in HTML only as `<p>` around item text: a loose list without any
+        // item text reads back tight.
+        let has_text = list.children().any(|item| {
+            item.children()
+                .any(|c| matches!(c.data().value, NodeValue::Paragraph))
+        });
+        let was_loose = matches!(&list.data().value, NodeValue::List(l) if !l.tight);
+        let tight = !(loose || (was_loose && has_text));
+        if let NodeValue::List(l) = &mut list.data_mut().value {
+            l.tight = tight;
+        }
+        for item in list.children() {
+            if let NodeValue::Item(l) = &mut item.data_mut().value {
+                l.tight = tight;
             }
         }
     }
