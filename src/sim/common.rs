@@ -44,8 +44,10 @@ impl SimClock {
     }
     /// Freeze the clock at an instant (`None` unfreezes).
     pub fn freeze(&self, at: Option<DateTime<Utc>>) {
-        self.frozen_ms
-            .store(at.map(|t| t.timestamp_millis()).unwrap_or(0), Ordering::SeqCst);
+        self.frozen_ms.store(
+            at.map(|t| t.timestamp_millis()).unwrap_or(0),
+            Ordering::SeqCst,
+        );
     }
     /// Advance a frozen clock, or the offset of a running one.
     pub fn advance(&self, by: chrono::Duration) {
