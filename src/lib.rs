@@ -6,6 +6,7 @@ pub mod clickup;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod engine;
 pub mod http;
 pub mod remote;
 pub mod sim;

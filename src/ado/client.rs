@@ -300,6 +300,28 @@ impl AdoClient {
             .ok_or_else(|| ApiError::protocol(&bop, "none of the page's last items could be read"))
     }
 
+    /// Ids of the work items of type `work_item_type` created at or after `since`, in the whole
+    /// project (not only a pair's scope: a create interrupted by a crash is searched for where
+    /// it was made). Used to find a create's result by its back-link marker.
+    pub async fn ids_created_since(
+        &self,
+        work_item_type: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AdoId>, ApiError> {
+        let op = format!(
+            "list ADO {work_item_type} items created since {}",
+            mapping::wiql_time(since)
+        );
+        let q = format!(
+            "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project \
+             AND [System.WorkItemType] = '{}' AND [System.CreatedDate] >= '{}' \
+             ORDER BY [System.Id] ASC",
+            work_item_type.replace('\'', "''"),
+            mapping::wiql_time(since)
+        );
+        Ok(self.wiql(&q, self.wiql_page_size, op).await?.ids)
+    }
+
     /// Every id in scope (for sweeps), paged by id.
     pub async fn list_all_ids(&self, scope_clause: &str) -> Result<Vec<AdoId>, ApiError> {
         let scope = Self::scope(scope_clause);

@@ -187,6 +187,11 @@ impl ClickUpClient {
         self.http.stats()
     }
 
+    /// The id of the back-link custom field, when one is configured.
+    pub fn backlink_field_id(&self) -> Option<&str> {
+        self.backlink_field_id.as_deref()
+    }
+
     pub fn team_id(&self) -> &str {
         &self.team_id
     }
@@ -245,6 +250,19 @@ impl ClickUpClient {
             ("reverse", "true"),
             ("date_updated_gt", since.as_str()),
         ];
+        self.team_tasks(list_ids, &params, op).await
+    }
+
+    /// Tasks in the given lists created after `since_ms` (strictly), oldest first: where a
+    /// create interrupted by a crash is searched for.
+    pub async fn created_since(
+        &self,
+        list_ids: &[String],
+        since_ms: i64,
+    ) -> Result<TaskPoll, ApiError> {
+        let since = since_ms.to_string();
+        let op = format!("list ClickUp tasks created after {since_ms}");
+        let params = [("order_by", "created"), ("date_created_gt", since.as_str())];
         self.team_tasks(list_ids, &params, op).await
     }
 
@@ -422,19 +440,32 @@ impl ClickUpClient {
     }
 
     /// Applies a patch: scalar fields with `PUT`, tags through the tag endpoints (Update Task
-    /// ignores tags). Answers with the task re-read after the writes, so the caller stores
-    /// the post-write `date_updated`.
+    /// ignores tags). Answers with the task as it stands after the writes, so the caller
+    /// stores the post-write `date_updated`: the `PUT` answer (the full task) when no tag
+    /// changed, else the task re-read after the tag calls. (The `PUT` answer is not promised
+    /// to carry `markdown_description`; use the answer for its change marker, not its text.)
     pub async fn update_task(&self, id: &str, p: &ClickUpPatch) -> Result<ClickUpRecord, ApiError> {
         let op = format!("update ClickUp task {id}");
         let add = self.member_ids(&p.assignees_add, true, &op).await?;
         let rem = self.member_ids(&p.assignees_rem, false, &op).await?;
         let body = mapping::update_body(p, &add, &rem);
+        let no_tags = p
+            .tags_add
+            .iter()
+            .chain(&p.tags_rem)
+            .all(|t| t.trim().is_empty());
         if !body.is_empty() {
             let url = self.url(&["task", id], &[]);
-            self.send(
-                Call::new(Method::PUT, url, "task.update", op.clone()).json(&Value::Object(body)),
-            )
-            .await?;
+            let reply = self
+                .send(
+                    Call::new(Method::PUT, url, "task.update", op.clone())
+                        .json(&Value::Object(body)),
+                )
+                .await?;
+            if no_tags {
+                return mapping::decode_task(&reply.body, self.backlink_field_id.as_deref())
+                    .map_err(|e| with_op(e, &op));
+            }
         }
         for tag in p.tags_add.iter().filter(|t| !t.trim().is_empty()) {
             let url = self.url(&["task", id, "tag", tag], &[]);

@@ -338,6 +338,10 @@ pub struct UserDirectory {
     pub clickup_members: BTreeSet<String>,
     /// When known, ClickUp assignees whose ADO email is not in here are not carried to ADO.
     pub ado_users: Option<BTreeSet<String>>,
+    /// ADO emails the service refused as unknown identities (learnt from its answers when
+    /// `ado_users` is not known): ClickUp assignees that map to one are not carried to ADO.
+    #[serde(default)]
+    pub ado_unknown: BTreeSet<String>,
 }
 
 impl UserDirectory {
@@ -352,6 +356,7 @@ impl UserDirectory {
                 .map(|s| s.as_ref().trim().to_lowercase())
                 .collect(),
             ado_users: ado_users.map(|v| v.iter().map(|s| s.trim().to_lowercase()).collect()),
+            ado_unknown: BTreeSet::new(),
         }
     }
 }
@@ -516,11 +521,15 @@ pub fn canonical_due_to_ado(d: Due) -> DateTime<Utc> {
 }
 
 /// ClickUp `due_date` (ms) + `due_date_time` → canonical; `None` when the ms are out of range.
+///
+/// Task JSON does not carry `due_date_time`, so without it the value decides: ClickUp keeps a
+/// date-only due date at about 04:00 in the Workspace's zone (ClickUp FACTS §17, gotcha 5), and dates written
+/// by others sit at midnight or noon UTC; those whole hours read as a date.
 pub fn clickup_due_to_canonical(ms: i64, has_time: Option<bool>) -> Option<Due> {
     let dt = Utc.timestamp_millis_opt(ms).single()?;
     let date_only = match has_time {
         Some(t) => !t,
-        None => is_whole_hour(&dt, &[0, 12]),
+        None => is_whole_hour(&dt, &[0, 4, 12]),
     };
     Some(if date_only {
         Due::Date((dt + Duration::hours(9)).date_naive())
@@ -749,8 +758,12 @@ impl<'a> Mapper<'a> {
         if c.is_empty() {
             return None;
         }
+        let ado = self.canonical_to_ado_user(&c);
+        if self.users.ado_unknown.contains(&ado) {
+            return None;
+        }
         match &self.users.ado_users {
-            Some(known) if !known.contains(&self.canonical_to_ado_user(&c)) => None,
+            Some(known) if !known.contains(&ado) => None,
             _ => Some(c),
         }
     }
@@ -1254,6 +1267,25 @@ pub fn field_value(item: &Item, f: Field) -> serde_json::Value {
         Field::Parent => serde_json::to_value(item.parent),
     };
     v.unwrap_or(serde_json::Value::Null)
+}
+
+/// Sets one field from its JSON value (the inverse of [`field_value`]); used to apply a
+/// conflict resolution by rewriting the base. Fails with the reason when `v` does not decode.
+pub fn set_field_value(item: &mut Item, f: Field, v: &serde_json::Value) -> Result<(), String> {
+    fn de<T: serde::de::DeserializeOwned>(v: &serde_json::Value, f: Field) -> Result<T, String> {
+        T::deserialize(v).map_err(|e| format!("the stored {f} value does not decode: {e}"))
+    }
+    match f {
+        Field::Title => item.title = de(v, f)?,
+        Field::Description => item.description = de(v, f)?,
+        Field::Status => item.status = de(v, f)?,
+        Field::Assignees => item.assignees = de(v, f)?,
+        Field::Tags => item.tags = de(v, f)?,
+        Field::Priority => item.priority = de(v, f)?,
+        Field::Due => item.due = de(v, f)?,
+        Field::Parent => item.parent = de(v, f)?,
+    }
+    Ok(())
 }
 
 /// Field equality in the canonical model.

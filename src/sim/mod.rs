@@ -3,3 +3,4 @@
 pub mod ado;
 pub mod clickup;
 pub mod common;
+pub mod testbed;

@@ -295,6 +295,10 @@ impl AdoSim {
             self.inner.opts.project
         )
     }
+    /// The item's REST URL, as relations name it.
+    pub fn api_url(&self, id: i64) -> String {
+        self.inner.urls.work_item(id)
+    }
     pub fn options(&self) -> &AdoSimOptions {
         &self.inner.opts
     }
