@@ -8,8 +8,8 @@
 //!   resolved by searching the target for the marker before anything else
 //!   ([`Engine::recover_intents`]); an item with a pending intent is never planned again.
 //! - **No lost edits**: ADO writes carry `test /rev`; a 412 re-reads and re-plans that link
-//!   once; a ClickUp write re-reads the task first (unless it was read a moment ago) and
-//!   re-plans when `date_updated` moved. A record that could not be read is never taken for a
+//!   once; a ClickUp write re-reads the task first and re-plans when `date_updated` moved
+//!   (ClickUp has no conditional write). A record that could not be read is never taken for a
 //!   deletion. Cursors advance only when every item seen was applied or queued for retry.
 //! - **No echo**: after each write the written values are stored as the new base with the
 //!   post-write rev / `date_updated`, so the next poll sees nothing to do.
@@ -45,8 +45,6 @@ use crate::store::{
     Intent, ItemRef, Link, LinkState, NewLink, Resolution, RetryPolicy, Store, StoreError,
 };
 
-/// A ClickUp task read less than this long ago is written without reading it again first.
-const FRESH_READ: Duration = Duration::from_secs(2);
 /// At most this many plan/apply passes per pair and cycle (a pass links new items, the next
 /// one sets the parents that pointed at items created by the previous pass).
 const MAX_PASSES: usize = 4;
@@ -493,8 +491,6 @@ struct Observation {
     links: Vec<LinkSnapshot>,
     ado: BTreeMap<AdoId, AdoRecord>,
     clickup: BTreeMap<ClickUpId, ClickUpRecord>,
-    /// When each ClickUp record was read.
-    clickup_read_at: HashMap<ClickUpId, Instant>,
     index: LinkIndex,
     failures: Vec<ItemFailure>,
     reads: u64,
@@ -520,7 +516,8 @@ struct LinkWork {
     link: Option<LinkId>,
     ado: AdoRecord,
     clickup: ClickUpRecord,
-    clickup_read_at: Option<Instant>,
+    /// Whether the ClickUp record was re-read just before this group's ClickUp write.
+    clickup_checked: bool,
     base: Option<Item>,
 }
 
@@ -1092,10 +1089,8 @@ impl Engine {
         }
 
         // ClickUp records: the polled ones, plus reads of the counterparts not polled.
-        let now = Instant::now();
         for t in &touch.clickup_known {
             obs.reads += 1;
-            obs.clickup_read_at.insert(t.id.clone(), now);
             obs.clickup.insert(t.id.clone(), t.clone());
         }
         let mut to_get: BTreeSet<ClickUpId> = touch.clickup_ids.clone();
@@ -1111,7 +1106,6 @@ impl Engine {
                 Ok(t) => {
                     obs.reads += 1;
                     if pair.clickup.list_ids.contains(&t.list_id) {
-                        obs.clickup_read_at.insert(id.clone(), Instant::now());
                         obs.clickup.insert(id, t);
                     }
                     // Else it moved to a list outside the pair: out of scope, as if gone.
@@ -1155,7 +1149,6 @@ impl Engine {
             if let Ok(t) = r {
                 obs.reads += 1;
                 if pair.clickup.list_ids.contains(&t.list_id) {
-                    obs.clickup_read_at.insert(id.clone(), Instant::now());
                     obs.clickup.insert(id, t);
                 }
             }
@@ -1529,7 +1522,7 @@ impl Engine {
             (Some(a), Some(c)) => {
                 let mut w = LinkWork {
                     link,
-                    clickup_read_at: obs.clickup_read_at.get(&cu_id).copied(),
+                    clickup_checked: false,
                     ado: a.clone(),
                     clickup: c.clone(),
                     base,
@@ -1734,8 +1727,7 @@ impl Engine {
                     ..
                 } => {
                     let Some(link) = w.link else { return Ok(false) };
-                    let fresh = w.clickup_read_at.is_some_and(|t| t.elapsed() < FRESH_READ);
-                    if !fresh {
+                    if !w.clickup_checked {
                         // ClickUp has no conditional write: read just before writing, and
                         // merge again if the task moved since it was planned.
                         let cur = {
@@ -1744,7 +1736,7 @@ impl Engine {
                         };
                         match cur {
                             Ok(t) => {
-                                w.clickup_read_at = Some(Instant::now());
+                                w.clickup_checked = true;
                                 let moved = t.date_updated != *expected_date_updated;
                                 w.clickup = t;
                                 if moved {
