@@ -65,7 +65,7 @@ pub fn fast_policy() -> HttpPolicy {
         backoff_max: Duration::from_millis(50),
         max_retries: 4,
         requests_per_minute: None,
-        max_rate_limit_wait: Duration::from_secs(30),
+        max_rate_limit_wait: Duration::from_secs(2),
         ..HttpPolicy::default()
     }
 }
