@@ -612,4 +612,37 @@ impl Config {
             )
         })
     }
+
+    /// What [`crate::ado::AdoClient::new`] needs: the service root, organization, project, the
+    /// PAT (an error saying how to set it when there is none) and the timeouts.
+    pub fn ado_client_config(&self) -> Result<crate::ado::AdoConfig, ConfigError> {
+        let mut c = crate::ado::AdoConfig::new(
+            self.ado.organization.trim(),
+            self.ado.project.trim(),
+            self.ado_pat()?,
+        );
+        c.base_url = self.ado.base_url.to_string();
+        c.policy.connect_timeout = self.ado.connect_timeout;
+        c.policy.request_timeout = self.ado.request_timeout;
+        Ok(c)
+    }
+
+    /// What [`crate::clickup::ClickUpClient::new`] needs: the service root, the workspace id,
+    /// the token (an error saying how to set it when there is none), the plan's rate limit and
+    /// the timeouts.
+    ///
+    /// `backlink_field_id` is left unset: `clickup.link_field` may be a field *name*, which
+    /// only the service can turn into an id (`ClickUpClient::custom_fields` of the pair's
+    /// lists); the caller resolves it and sets the id.
+    pub fn clickup_client_config(&self) -> Result<crate::clickup::ClickUpConfig, ConfigError> {
+        let mut c = crate::clickup::ClickUpConfig::new(
+            self.clickup.workspace_id.trim(),
+            self.clickup_token()?,
+        );
+        c.base_url = self.clickup.base_url.to_string();
+        c.policy.connect_timeout = self.clickup.connect_timeout;
+        c.policy.request_timeout = self.clickup.request_timeout;
+        c.policy.requests_per_minute = Some(self.clickup.requests_per_minute);
+        Ok(c)
+    }
 }
