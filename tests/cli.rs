@@ -425,12 +425,13 @@ async fn check_lists_states_and_statuses_and_fails_on_unmapped_ones() {
         "partial.toml",
         &check_config(&ado, &cu, "ADO Link", PARTIAL_MAP),
     );
+    // Every log line on, to show that no layer logs a secret.
+    let mut env = secrets_env();
+    env.push(("RUST_LOG", "trace"));
     let r = sb
-        .run(
-            &["--config", cfg.to_str().unwrap(), "check"],
-            &secrets_env(),
-        )
+        .run(&["--config", cfg.to_str().unwrap(), "check"], &env)
         .await;
+    assert!(r.stderr.contains("TRACE"), "RUST_LOG did not apply: {r:?}");
     assert_eq!(r.code, Some(1), "{r:?}");
     let out = &r.stdout;
     assert!(
@@ -602,6 +603,27 @@ async fn check_refuses_an_invalid_config_with_exit_code_2() {
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("loading the configuration"), "{r:?}");
     assert!(r.stderr.contains("missing field `pairs`"), "{r:?}");
+
+    // A log level that is not one is refused, naming the key.
+    let (ado, cu) = sims().await;
+    let text = format!(
+        "log_level = \"verbose\"\n{}",
+        check_config(&ado, &cu, "ADO Link", "")
+    );
+    let cfg = sb.write("level.toml", &text);
+    let r = sb
+        .run(
+            &["--config", cfg.to_str().unwrap(), "check"],
+            &secrets_env(),
+        )
+        .await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("log_level = \"verbose\" is not a log level"),
+        "{r:?}"
+    );
+    assert!(r.stdout.is_empty(), "{r:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
