@@ -721,6 +721,12 @@ async fn wiql_answer_shape_and_as_of_is_server_time() {
     );
     assert_eq!(v["sortColumns"][0]["descending"], true);
     assert_eq!(ids_of(&v), vec![4, 2, 1], "deleted item 5 never comes back");
+    // Only ids come back, whatever the SELECT list names (FACTS §1).
+    for w in v["workItems"].as_array().unwrap() {
+        let keys: std::collections::BTreeSet<&str> =
+            w.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "url"].into_iter().collect(), "{w}");
+    }
     assert!(v["workItems"][0]["url"]
         .as_str()
         .unwrap()
@@ -778,6 +784,12 @@ async fn wiql_result_cap_and_top() {
     assert_eq!(ids[0], 1);
     let (_, v) = t.wiql(q, "&$top=5").await;
     assert_eq!(ids_of(&v), vec![1, 2, 3, 4, 5]);
+    // "More than 20,000" is the error: exactly 20,000 results come back whole.
+    t.sim.ui_delete(1).unwrap();
+    let (s, v) = t.wiql(q, "").await;
+    assert_eq!(s, StatusCode::OK, "{}", v["message"]);
+    let ids = ids_of(&v);
+    assert_eq!((ids.len(), ids[0]), (20_000, 2));
 }
 
 #[tokio::test]
@@ -1587,5 +1599,181 @@ async fn connection_data_names_the_pat_owner_as_in_changed_by() {
     assert_eq!(
         v["authenticatedUser"]["properties"]["Account"]["$value"],
         "sync-bot@fabrikam.example"
+    );
+}
+
+#[tokio::test]
+async fn every_route_requires_an_api_version() {
+    let t = sim().await;
+    let id = t.create_id("Task", "kept").await;
+    let patch = "application/json-patch+json";
+    let js = "application/json";
+    let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (
+            Method::POST,
+            "wiql".into(),
+            Some(json!({"query": "SELECT [System.Id] FROM WorkItems"})),
+            js,
+        ),
+        (
+            Method::POST,
+            "workitemsbatch".into(),
+            Some(json!({"ids": [id]})),
+            js,
+        ),
+        (Method::GET, format!("workitems?ids={id}"), None, ""),
+        (Method::GET, format!("workitems/{id}"), None, ""),
+        (
+            Method::PATCH,
+            format!("workitems/{id}"),
+            Some(json!([{"op": "add", "path": "/fields/System.Title", "value": "changed"}])),
+            patch,
+        ),
+        (
+            Method::POST,
+            "workitems/$Task".into(),
+            Some(json!([{"op": "add", "path": "/fields/System.Title", "value": "new"}])),
+            patch,
+        ),
+        (Method::DELETE, format!("workitems/{id}"), None, ""),
+        (Method::GET, format!("workitems/{id}/updates"), None, ""),
+        (Method::GET, format!("workitems/{id}/revisions"), None, ""),
+        (Method::GET, format!("workItems/{id}/comments"), None, ""),
+        (Method::GET, "recyclebin".into(), None, ""),
+        (Method::GET, "workitemtypes/Task/states".into(), None, ""),
+    ];
+    for (method, rest, body, ct) in cases {
+        let what = format!("{method} {rest}");
+        let (s, v, _) = t.call(method, &rest, body, ct).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{what}: {v}");
+        assert_error_shape(
+            &v,
+            "VssVersionNotSpecifiedException",
+            "No api-version was supplied",
+        );
+    }
+    let items = t.sim.items();
+    assert_eq!(items.len(), 1, "nothing was created or deleted");
+    assert_eq!((items[0].title(), items[0].rev), ("kept", 1));
+}
+
+#[tokio::test]
+async fn remove_op_clears_a_field_and_required_fields_stay() {
+    let t = sim().await;
+    let id = t.create_id("Task", "r").await;
+    let p = format!("workitems/{id}?api-version=7.1");
+    let (_, v) = t
+        .patch(
+            &p,
+            json!([{"op": "add", "path": "/fields/System.Tags", "value": "a; b"}]),
+        )
+        .await;
+    assert_eq!(v["fields"]["Microsoft.VSTS.Common.Priority"], 2);
+    let (s, v) = t
+        .patch(
+            &p,
+            json!([
+                {"op": "test", "path": "/rev", "value": 2},
+                {"op": "remove", "path": "/fields/System.Tags"},
+                {"op": "remove", "path": "/fields/Microsoft.VSTS.Common.Priority"}
+            ]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["rev"], 3);
+    assert!(v["fields"].get("System.Tags").is_none(), "{v}");
+    assert!(v["fields"].get("Microsoft.VSTS.Common.Priority").is_none());
+    let (s, v) = t
+        .patch(
+            &p,
+            json!([{"op": "remove", "path": "/fields/System.Title"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_error_shape(
+        &v,
+        "RuleValidationException",
+        "TF401320: Rule Error for field Title.",
+    );
+    let item = t.sim.item(id).unwrap();
+    assert_eq!((item.rev, item.title()), (3, "r"));
+    assert!(item.tags().is_empty());
+}
+
+#[tokio::test]
+async fn faults_delay_malformed_probability_and_their_bodies() {
+    let t = sim().await;
+    let rule = |fault: FaultKind, times: Option<u32>, probability: Option<f64>| FaultRule {
+        method: "GET".into(),
+        path_contains: "/workitemtypes".into(),
+        fault,
+        times,
+        probability,
+    };
+    let types = "workitemtypes?api-version=7.1";
+    // Delay: answered normally, late.
+    t.sim
+        .faults()
+        .add(rule(FaultKind::Delay { ms: 400 }, Some(1), None));
+    let started = std::time::Instant::now();
+    let (s, v) = t.get(types).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["count"], 6);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    // Malformed: the status stays, the body claims JSON but is not.
+    t.sim
+        .faults()
+        .add(rule(FaultKind::Malformed, Some(1), None));
+    let r = t
+        .http
+        .get(t.url(types))
+        .header("Authorization", &t.auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body = r.text().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
+    // A probability without a count: 1.0 hits every request, 0.0 none.
+    t.sim
+        .faults()
+        .add(rule(FaultKind::Status { status: 502 }, None, Some(1.0)));
+    for _ in 0..3 {
+        let (s, v) = t.get(types).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY);
+        assert_error_shape(&v, "BadGatewayException", "Bad gateway.");
+    }
+    t.sim.faults().clear();
+    t.sim
+        .faults()
+        .add(rule(FaultKind::Status { status: 500 }, None, Some(0.0)));
+    for _ in 0..3 {
+        assert_eq!(t.get(types).await.0, StatusCode::OK);
+    }
+    t.sim.faults().clear();
+    // An injected 429 looks like the real block: Retry-After and TF400733.
+    t.sim
+        .faults()
+        .add(rule(FaultKind::Status { status: 429 }, Some(1), None));
+    let (s, v, h) = t.call(Method::GET, types, None, "").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h["retry-after"], "1");
+    assert_error_shape(&v, "RequestBlockedException", "TF400733");
+    // An injected 409 is the concurrent-save race (FACTS §3).
+    t.sim
+        .faults()
+        .add(rule(FaultKind::Status { status: 409 }, Some(1), None));
+    let (s, v) = t.get(types).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_error_shape(
+        &v,
+        "WorkItemRevisionMismatchException",
+        "TF26071: This work item has been changed by someone else since you opened it.",
+    );
+    let statuses: Vec<u16> = t.sim.log().entries().iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        vec![200, 200, 502, 502, 502, 200, 200, 200, 429, 409]
     );
 }

@@ -1610,3 +1610,31 @@ async fn missing_tasks_can_answer_team_not_authorized_like_the_real_api_often_do
     let (s, _) = env.get("/list/999/task").await;
     assert_eq!(s, 404, "only task lookups change");
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_rate_limit_headers_errors_included() {
+    let env = Env::new().await;
+    let cases: [(Option<&str>, String, u16, &str); 6] = [
+        (Some(TOKEN), "/user".into(), 200, "99"),
+        (Some(TOKEN), "/task/nope0".into(), 404, "98"),
+        (Some(TOKEN), format!("/list/{LIST}/task"), 200, "97"),
+        (Some(TOKEN), "/team/1234/task".into(), 401, "96"),
+        (Some("pk_wrong"), "/user".into(), 401, "99"),
+        (None, "/user".into(), 401, "99"),
+    ];
+    for (auth, path, status, remaining) in cases {
+        let mut rb = env.http.get(env.url(&path));
+        if let Some(a) = auth {
+            rb = rb.header("Authorization", a);
+        }
+        let r = rb.send().await.unwrap();
+        let what = format!("{auth:?} {path}");
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let h = r.headers();
+        assert_eq!(h["x-ratelimit-limit"], "100", "{what}");
+        assert_eq!(h["x-ratelimit-remaining"], remaining, "{what}");
+        let reset: i64 = h["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        let now = chrono::Utc::now().timestamp();
+        assert!(reset > now && reset <= now + 61, "{what}: reset {reset}");
+    }
+}

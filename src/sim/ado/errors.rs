@@ -106,6 +106,8 @@ pub fn fault_body(status: StatusCode) -> Response {
             "RequestBlockedException",
             "TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource 'WorkItemTracking' in namespace 'User'.",
         ),
+        // The concurrent-save race (FACTS §3): what a client sees as a 409.
+        409 => ("WorkItemRevisionMismatchException", "TF26071: This work item has been changed by someone else since you opened it. You will need to refresh it and discard your changes."),
         503 => ("ServiceUnavailableException", "TF400898: The service is temporarily unavailable."),
         502 => ("BadGatewayException", "Bad gateway."),
         _ => ("InternalServerErrorException", "TF246020: An internal error occurred."),
