@@ -568,3 +568,32 @@ proptest! {
         }
     }
 }
+
+/// Issue 3 point 1: tags are a set compared case-insensitively that keeps the spelling.
+#[test]
+fn tags_compare_case_insensitively_and_keep_their_spelling() {
+    let set = TagSet::new(["Backend", "backend", " UI ", "", "api"]);
+    assert_eq!(
+        set.0,
+        vec!["api", "Backend", "UI"],
+        "first spelling, trimmed, sorted"
+    );
+    assert_eq!(set, TagSet::new(["BACKEND", "ui", "API"]));
+    assert!(set.contains("BACKEND") && !set.contains("back"));
+
+    // Re-spelling a tag on one side is not an edit.
+    let b = base();
+    let mut c = b.clone();
+    c.tags = TagSet::new(["BACKEND", "urgent"]);
+    let out = run(Some(&b), &b, &c, &all(ConflictPolicy::Manual), t(0), t(5));
+    assert_eq!(out.decision(Field::Tags), Some(Decision::Unchanged));
+    // An added tag reaches the other side spelled as it was typed.
+    let mut a = b.clone();
+    a.tags = TagSet::new(["backend", "Urgent", "NeedsReview"]);
+    let out = run(Some(&b), &a, &b, &all(ConflictPolicy::Manual), t(5), t(0));
+    assert_eq!(out.decision(Field::Tags), Some(Decision::From(Side::Ado)));
+    assert_eq!(
+        out.clickup_target.tags.0,
+        vec!["backend", "NeedsReview", "Urgent"]
+    );
+}

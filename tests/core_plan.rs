@@ -348,8 +348,18 @@ fn clickup_no_priority_is_ados_default_and_does_not_echo() {
 fn date_only_due_dates_round_trip_through_clickups_snapping() {
     let d = NaiveDate::from_ymd_opt(2026, 12, 24).unwrap();
     let case = linked(&base_item(), MappingConfig::default());
-    // Written as noon UTC, date-only; the model snapped it to 04:00 UTC.
-    assert_eq!(case.cu.due_date_time, Some(false));
+    // Written as noon UTC, date-only; the model snapped it to 04:00 UTC and, as ClickUp's
+    // task JSON, does not say it is date-only.
+    assert_eq!(case.cu.due_date_time, None);
+    assert_eq!(
+        case.cu.due_date,
+        Some(
+            Utc.with_ymd_and_hms(2026, 12, 24, 4, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        )
+    );
+    assert!(case.plan().is_empty(), "ClickUp's snapping is not an edit");
     assert_eq!(
         clickup_due_to_canonical(case.cu.due_date.unwrap(), Some(false)),
         Some(Due::Date(d))
@@ -973,4 +983,190 @@ fn clickup_users_unknown_to_ado_are_not_carried_over_and_are_left_alone() {
     case.apply(&p);
     assert!(case.cu.assignees.iter().any(|u| u.email == "carol@x.com"));
     assert!(writes(&case.plan()).is_empty());
+}
+
+// ----- order and determinism -----
+
+fn summary(p: &Plan) -> Vec<String> {
+    p.actions
+        .iter()
+        .map(|a| match a {
+            Action::Link {
+                ado_id, clickup_id, ..
+            } => format!("link {ado_id}-{clickup_id}"),
+            Action::UpdateAdo { link, ado_id, .. } => format!("update_ado {link:?} {ado_id}"),
+            Action::UpdateClickUp {
+                link, clickup_id, ..
+            } => format!("update_clickup {link:?} {clickup_id}"),
+            Action::Rebase { link, .. } => format!("rebase {link:?}"),
+            Action::RecordConflict { link, conflict, .. } => {
+                format!("conflict {link:?} {}", conflict.field)
+            }
+            Action::Unlink { link, .. } => format!("unlink {link}"),
+            Action::CreateInClickUp { source, .. } => format!("create_clickup from {source}"),
+            Action::CreateInAdo { source, .. } => format!("create_ado from {source}"),
+        })
+        .collect()
+}
+
+#[test]
+fn limits_default_to_500_creates_and_20_unlinks() {
+    assert_eq!(
+        Limits::default(),
+        Limits {
+            max_creates: 500,
+            max_unlinks: 20,
+            force: false
+        }
+    );
+}
+
+/// Issue 3 point 5: the output is a sorted, deterministic list — new links first (each with
+/// its writes), then existing links by id (ADO write, ClickUp write, conflicts, unlink), then
+/// creates — whatever order the observations arrive in.
+#[test]
+fn plans_are_sorted_and_do_not_depend_on_input_order() {
+    let mut cfg = MappingConfig::default();
+    cfg.fields.title.conflict = ConflictPolicy::Manual;
+    let case = linked(&base_item(), cfg);
+    let mut snaps = Vec::new();
+    let mut ados = Vec::new();
+    let mut cus = Vec::new();
+    for link in [3i64, 1, 4, 2] {
+        let mut s = case.snap.clone();
+        s.link = link;
+        s.ado_id = 10 * link;
+        s.clickup_id = format!("c{link}");
+        let mut a = case.ado.clone();
+        a.id = s.ado_id;
+        let mut c = case.cu.clone();
+        c.id = s.clickup_id.clone();
+        match link {
+            1 => a.title = "Renamed in ADO".into(),
+            2 => c.tags.push("frontend".into()),
+            3 => {
+                a.title = "ADO's title".into();
+                c.name = "ClickUp's title".into();
+            }
+            _ => {} // 4: both records gone
+        }
+        snaps.push(s);
+        if link != 4 {
+            ados.push(a);
+            cus.push(c);
+        }
+    }
+    let ix = LinkIndex::new(
+        snaps
+            .iter()
+            .map(|s| (s.link, s.ado_id, s.clickup_id.clone())),
+    );
+    // New items: two to copy each way, and one pair that back-links to each other.
+    ados.push(ado(501));
+    ados.push(ado(500));
+    cus.push(cu("n2"));
+    cus.push(cu("n1"));
+    let mut a = ado(600);
+    a.hyperlinks = vec!["https://app.clickup.com/t/p1".into()];
+    a.title = "Same".into();
+    let mut c = cu("p1");
+    c.backlink = Some(a.web_url.clone());
+    c.name = "Same".into();
+    c.priority = Some(2);
+    ados.insert(0, a);
+    cus.push(c);
+
+    let run = |links: &[LinkSnapshot], a: &[AdoRecord], c: &[ClickUpRecord]| {
+        plan(&PlanInput {
+            pair: "p",
+            links,
+            ado_records: a,
+            clickup_records: c,
+            link_index: &ix,
+            mapping: &case.cfg,
+            context: &case.ctx,
+            users: &case.users,
+            limits: Limits::default(),
+            scope: ScopeCounts::default(),
+            now: t0(),
+        })
+        .unwrap()
+    };
+    let p = run(&snaps, &ados, &cus);
+    assert_eq!(
+        summary(&p),
+        vec![
+            "link 600-p1",
+            "update_clickup Existing(1) c1",
+            "update_ado Existing(2) 20",
+            "conflict Existing(3) title",
+            "unlink 4",
+            "create_clickup from 500",
+            "create_clickup from 501",
+            "create_ado from n1",
+            "create_ado from n2",
+        ]
+    );
+    let (mut s2, mut a2, mut c2) = (snaps.clone(), ados.clone(), cus.clone());
+    s2.reverse();
+    a2.reverse();
+    c2.reverse();
+    assert_eq!(
+        run(&s2, &a2, &c2),
+        p,
+        "same observations, other order: same plan"
+    );
+}
+
+#[test]
+fn a_tag_respelled_on_one_side_is_no_change_and_new_tags_keep_their_spelling() {
+    let mut case = linked(&base_item(), MappingConfig::default());
+    case.cu.tags = vec!["BACKEND".into()];
+    case.cu.date_updated += 1000;
+    assert!(writes(&case.plan()).is_empty(), "{:?}", case.plan());
+    case.ado.tags.push("Needs-Review".into());
+    case.ado.rev += 1;
+    let p = case.plan();
+    assert_eq!(
+        cu_patch(&p).map(|x| x.tags_add.clone()),
+        Some(vec!["Needs-Review".to_string()])
+    );
+}
+
+/// ClickUp's task JSON carries no `due_date_time` (FACTS §7: not in the official task
+/// examples, and the simulator leaves it out), and ClickUp snaps a date-only due date to
+/// 04:00 in the Workspace time zone of the day the written instant falls on (FACTS gotcha 5).
+/// So a date-only due date the sync wrote (noon UTC) comes back as some other instant with
+/// nothing saying it is date-only. That is ClickUp holding our value, not a ClickUp edit: it
+/// must not be copied to ADO (that would write a time of day there, and echo every cycle).
+#[test]
+fn a_date_only_due_date_read_back_snapped_and_without_due_date_time_does_not_echo() {
+    let d = NaiveDate::from_ymd_opt(2026, 12, 24).unwrap();
+    let noon = Utc.from_utc_datetime(&d.and_hms_opt(12, 0, 0).unwrap());
+    // Workspace zones west and east of UTC, a half-hour zone, and one past +12 h (where noon
+    // UTC is already the next day locally).
+    for offset_min in [-8 * 60, 0, 5 * 60 + 30, 10 * 60, 13 * 60] {
+        let off = Duration::minutes(offset_min);
+        let local_day = (noon + off).date_naive();
+        let snapped = Utc.from_utc_datetime(&local_day.and_hms_opt(4, 0, 0).unwrap()) - off;
+        let mut case = linked(&base_item(), MappingConfig::default());
+        case.cu.due_date = Some(snapped.timestamp_millis());
+        case.cu.due_date_time = None;
+        case.cu.date_updated += 1000;
+        let p = case.plan();
+        assert!(writes(&p).is_empty(), "UTC{offset_min:+} min: {p:?}");
+    }
+    // A real change of day in ClickUp still flows to ADO.
+    let mut case = linked(&base_item(), MappingConfig::default());
+    let moved = Utc.with_ymd_and_hms(2026, 12, 28, 4, 0, 0).unwrap();
+    case.cu.due_date = Some(moved.timestamp_millis());
+    case.cu.due_date_time = None;
+    case.cu.date_updated += 1000;
+    let p = case.plan();
+    let due = ado_patch(&p).and_then(|x| x.due_date).flatten();
+    assert_eq!(
+        due.map(|t| t.date_naive()),
+        NaiveDate::from_ymd_opt(2026, 12, 28),
+        "{p:?}"
+    );
 }

@@ -28,8 +28,15 @@
 //!   date-only value as the UTC date of the instant + 9 h: ClickUp snaps date-only due dates to
 //!   about 04:00 in the Workspace time zone, and +9 h recovers the intended day for zones
 //!   UTC-10..UTC+13 as well as for our own noon-UTC and others' midnight-UTC writes. When
-//!   ClickUp does not say (`due_date_time` absent) a value at exactly 00:00 or 12:00 UTC is
-//!   taken as date-only.
+//!   ClickUp does not say (`due_date_time` absent) a value at exactly 00:00, 04:00 or 12:00
+//!   UTC is taken as date-only. ClickUp's task JSON never says (FACTS §7), so a date-only
+//!   value the sync wrote comes back snapped to 04:00 in a Workspace zone this crate does not
+//!   know (04:00 UTC only in a UTC Workspace): as seen from ClickUp, a date `d` therefore
+//!   also equals any quarter-hour instant that is 04:00 local on
+//!   the day noon UTC of `d` falls on, for some zone from UTC-12 to UTC+14 (the window
+//!   (d-1 16:00, d 16:00] UTC). That keeps ClickUp's snapping from reading as an edit (which
+//!   would write a time into ADO); the price is that a ClickUp user turning a date-only due
+//!   date into a quarter-hour time inside that window is not seen until the date changes.
 //! - **Parents**: a parent that does not resolve to a link reads as none; ADO parents are only
 //!   removed when the current one is linked; ClickUp cannot un-parent (the planner turns that
 //!   into a conflict).
@@ -538,6 +545,20 @@ pub fn clickup_due_to_canonical(ms: i64, has_time: Option<bool>) -> Option<Due> 
     })
 }
 
+/// Whether ClickUp may answer with the instant `t` for the date-only due date `d` the sync
+/// wrote (noon UTC, `due_date_time=false`) without saying it is date-only: it snaps the value
+/// to 04:00 in the Workspace time zone of the day the written instant falls on there (FACTS
+/// gotcha 5), and the zone is not known here (UTC-12 to UTC+14, in quarter hours).
+fn clickup_may_hold_date_as(d: NaiveDate, t: DateTime<Utc>) -> bool {
+    let written = noon_utc(d);
+    let four = NaiveTime::from_hms_opt(4, 0, 0).unwrap_or_default();
+    (-48..=56).any(|q| {
+        let off = Duration::minutes(15 * q);
+        let local = t + off;
+        local.time() == four && local.date_naive() == (written + off).date_naive()
+    })
+}
+
 /// Canonical → ClickUp `(due_date ms, due_date_time)`.
 pub fn canonical_due_to_clickup(d: Due) -> (i64, bool) {
     match d {
@@ -966,9 +987,15 @@ impl<'a> Mapper<'a> {
             }
             Field::Tags => a.tags == cur.tags,
             Field::Priority => a.priority == cur.priority,
-            Field::Due => {
-                a.due.map(canonical_due_to_clickup) == cur.due.map(canonical_due_to_clickup)
-            }
+            Field::Due => match (a.due, cur.due) {
+                (Some(Due::Date(d)), Some(Due::DateTime(t)))
+                | (Some(Due::DateTime(t)), Some(Due::Date(d)))
+                    if clickup_may_hold_date_as(d, t) =>
+                {
+                    true
+                }
+                (x, y) => x.map(canonical_due_to_clickup) == y.map(canonical_due_to_clickup),
+            },
             Field::Parent => a.parent == cur.parent,
         }
     }

@@ -162,7 +162,8 @@ pub fn ado_from_create(id: i64, c: &AdoCreate) -> AdoRecord {
 }
 
 /// ClickUp storing a patch: Markdown as given, tags by name (case-insensitive), date-only due
-/// dates snapped to 04:00 UTC of their day (FACTS gotcha 5 in a UTC workspace).
+/// dates snapped to 04:00 UTC of their day (FACTS gotcha 5 in a UTC workspace) and read back,
+/// as the real task JSON (FACTS §7), without `due_date_time`.
 pub fn apply_cu(r: &ClickUpRecord, p: &ClickUpPatch) -> ClickUpRecord {
     let mut r = r.clone();
     if let Some(n) = &p.name {
@@ -207,14 +208,14 @@ pub fn apply_cu(r: &ClickUpRecord, p: &ClickUpPatch) -> ClickUpRecord {
             }
             Some((ms, true)) => {
                 r.due_date = Some(ms);
-                r.due_date_time = Some(true);
+                r.due_date_time = None;
             }
             Some((ms, false)) => {
                 let day = Utc.timestamp_millis_opt(ms).unwrap().date_naive();
                 let snapped =
                     Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(4, 0, 0).unwrap()));
                 r.due_date = Some(snapped.timestamp_millis());
-                r.due_date_time = Some(false);
+                r.due_date_time = None;
             }
         }
     }
