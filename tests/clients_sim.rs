@@ -1136,3 +1136,444 @@ async fn clickup_full_listing_and_creates_are_sent_once() {
     assert_eq!(stats.count(Side::ClickUp, "task.create"), 1);
     assert_eq!(sim.tasks().len(), 150);
 }
+
+// ---------------------------------------------------------------- typed errors and retries
+
+#[tokio::test]
+async fn ado_errors_are_typed_validation_with_field_409_conflict_and_protocol() {
+    let (sim, client, stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    let r = client.get(id).await.unwrap();
+    // A 400 rule error: Validation, with ADO's message and the field; never retried.
+    let err = client
+        .update(
+            id,
+            r.rev,
+            &AdoPatch {
+                state: Some("Bogus".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ApiError::Validation { message, field, .. } => {
+            assert!(
+                message.starts_with("TF401320: Rule Error for field State."),
+                "{message}"
+            );
+            assert_eq!(field.as_deref(), Some("System.State"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stats.count(Side::Ado, "workitem.update"), 1);
+    // 409 TF26071 (a concurrent save) is a conflict, as 412 is.
+    sim.faults().add(FaultRule {
+        method: "PATCH".into(),
+        path_contains: format!("/workitems/{id}"),
+        fault: FaultKind::Status { status: 409 },
+        times: Some(1),
+        probability: None,
+    });
+    let err = client
+        .update(
+            id,
+            r.rev,
+            &AdoPatch {
+                title: Some("y".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApiError::Conflict { message, .. } if message.starts_with("TF26071")),
+        "{err:?}"
+    );
+    assert_eq!(stats.count_status(Side::Ado, "workitem.update", 409), 1);
+    assert_eq!(sim.item(id).unwrap().title(), "x");
+    // A 200 whose body is not JSON: Protocol, and not sent again.
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/workitemsbatch".into(),
+        fault: FaultKind::Malformed,
+        times: Some(1),
+        probability: None,
+    });
+    let err = client.get_batch(&[id]).await.unwrap_err();
+    assert!(matches!(err, ApiError::Protocol { .. }), "{err:?}");
+    assert!(
+        err.op().contains(&format!("read ADO work items [{id}]")),
+        "{err}"
+    );
+    assert_eq!(stats.count(Side::Ado, "workitemsbatch"), 1);
+}
+
+#[tokio::test]
+async fn ado_timeouts_are_transient_reads_are_retried_and_creates_are_not() {
+    let sim = adosim::start(AdoSimOptions::default()).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = AdoConfig::new(&o.org, &o.project, SecretString::from(o.pat.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = HttpPolicy {
+        request_timeout: Duration::from_millis(300),
+        ..fast_policy()
+    };
+    let stats = ApiStats::new();
+    let client = AdoClient::new(cfg, stats.clone()).unwrap();
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "slow"})))
+        .unwrap();
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/workitemsbatch".into(),
+        fault: FaultKind::Delay { ms: 2_000 },
+        times: Some(1),
+        probability: None,
+    });
+    let started = Instant::now();
+    let recs = client.get_batch(&[id]).await.unwrap();
+    assert_eq!(recs[0].as_ref().unwrap().title, "slow");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "the request timeout cut the slow answer short: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stats.count_status(Side::Ado, "workitemsbatch", 0), 1);
+    assert_eq!(stats.count_status(Side::Ado, "workitemsbatch", 200), 1);
+
+    sim.faults().add(FaultRule {
+        method: "POST".into(),
+        path_contains: "/workitems/$".into(),
+        fault: FaultKind::Delay { ms: 2_000 },
+        times: Some(1),
+        probability: None,
+    });
+    let err = client
+        .create(&AdoCreate {
+            work_item_type: "Task".into(),
+            area_path: None,
+            fields: AdoPatch {
+                title: Some("maybe made".into()),
+                ..Default::default()
+            },
+            backlink_url: "https://app.clickup.com/t/slow1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApiError::Transient { message, .. } if message.contains("timed out")),
+        "{err:?}"
+    );
+    assert_eq!(stats.count(Side::Ado, "workitem.create"), 1, "sent once");
+}
+
+#[tokio::test]
+async fn ado_guarded_update_is_retried_after_a_5xx_and_applies_once() {
+    let (sim, client, stats) = ado().await;
+    let id = sim
+        .ui_create("Task", fields(json!({"System.Title": "x"})))
+        .unwrap();
+    sim.faults().add(FaultRule {
+        method: "PATCH".into(),
+        path_contains: format!("/workitems/{id}"),
+        fault: FaultKind::Status { status: 503 },
+        times: Some(1),
+        probability: None,
+    });
+    let updated = client
+        .update(
+            id,
+            1,
+            &AdoPatch {
+                title: Some("retried".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((updated.rev, updated.title.as_str()), (2, "retried"));
+    assert_eq!(stats.count_status(Side::Ado, "workitem.update", 503), 1);
+    assert_eq!(stats.count_status(Side::Ado, "workitem.update", 200), 1);
+    assert_eq!(sim.item(id).unwrap().rev, 2);
+}
+
+#[tokio::test]
+async fn ado_incremental_query_applies_the_scope_clause_as_one_condition() {
+    let (sim, client, _stats) = ado().await;
+    let now = Utc::now();
+    let item = |id: i64, ty: &str, ago_min: i64| SeedItem {
+        id: Some(id),
+        work_item_type: ty.into(),
+        fields: fields(json!({
+            "System.Title": format!("{ty} {id}"),
+            "System.ChangedDate": (now - CDuration::minutes(ago_min))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })),
+        relations: vec![],
+        comments: vec![],
+        deleted: false,
+    };
+    sim.seed(AdoSeed {
+        custom_fields: vec![],
+        work_items: vec![
+            item(1, "Task", 120),
+            item(2, "Bug", 3),
+            item(3, "Task", 2),
+            item(4, "User Story", 1),
+        ],
+    })
+    .unwrap();
+    // An OR in the scope must not escape the ChangedDate window (`A OR B AND window`).
+    let changed = client
+        .query_changed_since(
+            "[System.WorkItemType] = 'Task' OR [System.WorkItemType] = 'Bug'",
+            now - CDuration::minutes(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.ids, vec![2, 3]);
+    let all = client
+        .list_all_ids("[System.WorkItemType] = 'User Story' OR [System.Id] = 1")
+        .await
+        .unwrap();
+    assert_eq!(all, vec![1, 4]);
+}
+
+#[tokio::test]
+async fn clickup_polls_only_the_pairs_lists() {
+    let mut opts = ClickUpSimOptions::default();
+    opts.lists.push(cusim::SimList::new("901200", "Other"));
+    let sim = cusim::start(opts).await.unwrap();
+    let o = sim.options().clone();
+    let mut cfg = ClickUpConfig::new(&o.team_id, SecretString::from(o.token.clone()));
+    cfg.base_url = sim.base_url();
+    cfg.policy = HttpPolicy {
+        requests_per_minute: Some(100_000),
+        ..fast_policy()
+    };
+    let client = ClickUpClient::new(cfg, ApiStats::new()).unwrap();
+    let since = sim.clock().now_ms() - 1;
+    let mine = sim
+        .ui_create(
+            "901100",
+            SimTaskInput {
+                name: "mine".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    sim.ui_create(
+        "901200",
+        SimTaskInput {
+            name: "theirs".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let poll = client
+        .changed_since(&["901100".to_string()], since)
+        .await
+        .unwrap();
+    assert_eq!(
+        poll.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        vec![mine.as_str()]
+    );
+    let q = &sim.log().entries()[0].query;
+    assert!(q.contains("list_ids%5B%5D=901100"), "{q}");
+    let both = client
+        .list_all(&["901100".to_string(), "901200".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(both.tasks.len(), 2);
+}
+
+#[tokio::test]
+async fn clickup_oauth_tokens_go_with_bearer_personal_tokens_bare() {
+    let sim = cusim::start(ClickUpSimOptions {
+        oauth_token: Some("oauth_sim_abc".into()),
+        ..ClickUpSimOptions::default()
+    })
+    .await
+    .unwrap();
+    let o = sim.options().clone();
+    let make = |token: &str, kind: ado_clickup_sync::clickup::TokenKind| {
+        let mut cfg = ClickUpConfig::new(&o.team_id, SecretString::from(token.to_string()));
+        cfg.base_url = sim.base_url();
+        cfg.policy = HttpPolicy {
+            requests_per_minute: Some(100_000),
+            ..fast_policy()
+        };
+        cfg.token_kind = kind;
+        ClickUpClient::new(cfg, ApiStats::new()).unwrap()
+    };
+    use ado_clickup_sync::clickup::TokenKind::{OAuth, Personal};
+    let me = make("oauth_sim_abc", OAuth).verify_token().await.unwrap();
+    assert_eq!(me.email, "sync-bot@example.com");
+    make(&o.token, Personal).verify_token().await.unwrap();
+    for (token, kind) in [("oauth_sim_abc", Personal), (o.token.as_str(), OAuth)] {
+        let err = make(token, kind).verify_token().await.unwrap_err();
+        assert!(matches!(err, ApiError::Auth { status: 401, .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn clickup_create_sends_parent_due_time_and_resolves_members_once() {
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    let mk = |name: &str, parent: Option<String>, due: Option<(i64, bool)>| ClickUpCreate {
+        list_id: list.clone(),
+        fields: ClickUpPatch {
+            name: Some(name.into()),
+            assignees_add: vec!["alice@example.com".into()],
+            parent,
+            due_date: due.map(Some),
+            ..Default::default()
+        },
+        backlink_url: format!("https://dev.azure.com/o/p/_workitems/edit/{name}"),
+    };
+    let parent = client.create_task(&mk("p", None, None)).await.unwrap();
+    let due = 1_767_268_800_000 + 3_600_000 * 3 + 60_000 * 17; // 2026-01-01 15:17 UTC
+    let child = client
+        .create_task(&mk("c", Some(parent.id.clone()), Some((due, true))))
+        .await
+        .unwrap();
+    assert_eq!(child.parent.as_deref(), Some(parent.id.as_str()));
+    // Task JSON has no `due_date_time` (FACTS §7): the record cannot say.
+    assert_eq!((child.due_date, child.due_date_time), (Some(due), None));
+    assert!(sim.task(&child.id).unwrap().due_has_time());
+    assert_eq!(
+        sim.task(&child.id).unwrap().parent(),
+        Some(parent.id.as_str())
+    );
+    client
+        .update_task(
+            &child.id,
+            &ClickUpPatch {
+                assignees_add: vec!["bob@example.com".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // A date-only value (noon UTC, due_date_time=false) is snapped to 04:00 in the
+    // Workspace zone (UTC here) and read back without the flag (FACTS gotcha 5, §7).
+    let noon = 1_767_268_800_000; // 2026-01-01 12:00 UTC
+    let dated = client
+        .create_task(&mk("d", None, Some((noon, false))))
+        .await
+        .unwrap();
+    assert_eq!(
+        (dated.due_date, dated.due_date_time),
+        (Some(noon - 8 * 3_600_000), None)
+    );
+    assert!(!sim.task(&dated.id).unwrap().due_has_time());
+    assert_eq!(
+        stats.count(Side::ClickUp, "team"),
+        1,
+        "member ids come from one cached member listing"
+    );
+}
+
+#[tokio::test]
+async fn ado_batch_reads_ask_for_the_record_fields_and_no_expand() {
+    let (sim, client, _stats) = ado().await;
+    let parent = sim
+        .ui_create("Feature", fields(json!({"System.Title": "p"})))
+        .unwrap();
+    let id = sim
+        .ui_create("User Story", fields(json!({"System.Title": "c"})))
+        .unwrap();
+    sim.ui_add_relation(
+        id,
+        "System.LinkTypes.Hierarchy-Reverse",
+        &format!("{}/fabrikam/_apis/wit/workItems/{parent}", sim.base_url()),
+    )
+    .unwrap();
+    sim.ui_add_relation(id, "Hyperlink", "https://app.clickup.com/t/x1")
+        .unwrap();
+    let r = client.get_batch(&[id]).await.unwrap()[0].clone().unwrap();
+    assert_eq!(r.parent, Some(parent), "System.Parent is read as a field");
+    assert!(
+        r.hyperlinks.is_empty(),
+        "a fields read has no relations, so no $expand was sent: {:?}",
+        r.hyperlinks
+    );
+    let r = client.get_batch_with_relations(&[id]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    assert_eq!(r.hyperlinks, vec!["https://app.clickup.com/t/x1"]);
+    assert_eq!(r.parent, Some(parent));
+}
+
+/// ClickUp snaps a date-only due date to 04:00 in the Workspace's zone and its task JSON
+/// never says the value is date-only (FACTS gotcha 5, §7). In a Workspace east or west of
+/// UTC the value read back is neither midnight, 04:00 nor noon UTC; the mapping must still
+/// see the date it wrote, or the next touch of the item copies a time of day into ADO.
+#[tokio::test]
+async fn clickup_date_only_due_dates_in_non_utc_workspaces_read_back_as_the_date_written() {
+    use ado_clickup_sync::core::mapping::{
+        canonical_due_to_clickup, Mapper, MappingConfig, MappingContext, UserDirectory,
+    };
+    use ado_clickup_sync::core::model::{Due, Field, Item};
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 12, 24).unwrap();
+    for offset_min in [-7 * 60, 5 * 60 + 30, 10 * 60, 13 * 60] {
+        let sim = cusim::start(ClickUpSimOptions {
+            utc_offset_minutes: offset_min,
+            ..ClickUpSimOptions::default()
+        })
+        .await
+        .unwrap();
+        let o = sim.options().clone();
+        let mut cfg = ClickUpConfig::new(&o.team_id, SecretString::from(o.token.clone()));
+        cfg.base_url = sim.base_url();
+        cfg.policy = HttpPolicy {
+            requests_per_minute: Some(100_000),
+            ..fast_policy()
+        };
+        let client = ClickUpClient::new(cfg, ApiStats::new()).unwrap();
+        let written = canonical_due_to_clickup(Due::Date(d));
+        let task = client
+            .create_task(&ClickUpCreate {
+                list_id: list_id(&sim),
+                fields: ClickUpPatch {
+                    name: Some("dated".into()),
+                    due_date: Some(Some(written)),
+                    ..Default::default()
+                },
+                backlink_url: "https://dev.azure.com/o/p/_workitems/edit/1".into(),
+            })
+            .await
+            .unwrap();
+        let read = client.get_task(&task.id).await.unwrap();
+        assert_ne!(read.due_date, Some(written.0), "UTC{offset_min:+}: snapped");
+        assert_eq!(read.due_date_time, None);
+        let (mc, ctx, users) = (
+            MappingConfig::default(),
+            MappingContext::default(),
+            UserDirectory::default(),
+        );
+        let m = Mapper::new(&mc, &ctx, &users);
+        let item = m.clickup_to_item(&read, None, &mut Vec::new());
+        let base = Item {
+            due: Some(Due::Date(d)),
+            ..item.clone()
+        };
+        assert!(
+            m.clickup_same(Field::Due, &base, &item),
+            "UTC{offset_min:+} min: ClickUp's {:?} is the date {d} it was given",
+            item.due
+        );
+        // ... while another day is a change.
+        let other = Item {
+            due: Some(Due::Date(d.succ_opt().unwrap())),
+            ..item.clone()
+        };
+        assert!(
+            !m.clickup_same(Field::Due, &other, &item),
+            "UTC{offset_min:+}"
+        );
+    }
+}
