@@ -1577,3 +1577,80 @@ async fn clickup_date_only_due_dates_in_non_utc_workspaces_read_back_as_the_date
         );
     }
 }
+
+#[test]
+fn http_policy_defaults_are_10s_connect_30s_request_and_clickup_100_per_minute() {
+    let p = HttpPolicy::default();
+    assert_eq!(p.connect_timeout, Duration::from_secs(10));
+    assert_eq!(p.request_timeout, Duration::from_secs(30));
+    assert_eq!(HttpPolicy::ado_default().requests_per_minute, None);
+    assert_eq!(HttpPolicy::clickup_default().requests_per_minute, Some(100));
+    assert_eq!(
+        ClickUpConfig::new("1", SecretString::from("pk_x".to_string()))
+            .policy
+            .requests_per_minute,
+        Some(100)
+    );
+}
+
+#[tokio::test]
+async fn connection_failures_are_transient_and_reads_are_retried() {
+    // A port nothing listens on: bind one, then drop it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = AdoConfig::new("o", "p", SecretString::from("pat-x".to_string()));
+    cfg.base_url = format!("http://127.0.0.1:{port}");
+    cfg.policy = fast_policy();
+    let stats = ApiStats::new();
+    let client = AdoClient::new(cfg, stats.clone()).unwrap();
+    let err = client.get_batch(&[1]).await.unwrap_err();
+    assert!(
+        matches!(&err, ApiError::Transient { message, .. } if message.contains("connection failed")),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(
+        stats.count_status(Side::Ado, "workitemsbatch", 0),
+        4,
+        "one attempt and max_retries (3) retries, no status"
+    );
+}
+
+#[tokio::test]
+async fn a_429_asking_longer_than_the_policy_allows_is_rate_limited_at_once() {
+    let (sim, client, stats) = clickup().await;
+    let id = sim
+        .ui_create(
+            &list_id(&sim),
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // The injected 429 says X-RateLimit-Reset is a minute away; the policy waits 10 s at most.
+    sim.faults().add(FaultRule {
+        method: "GET".into(),
+        path_contains: "/task/".into(),
+        fault: FaultKind::Status { status: 429 },
+        times: Some(1),
+        probability: None,
+    });
+    let started = Instant::now();
+    let err = client.get_task(&id).await.unwrap_err();
+    match &err {
+        ApiError::RateLimited { wait, .. } => {
+            assert!(*wait > Duration::from_secs(50), "{wait:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not sleep"
+    );
+    assert_eq!(stats.count(Side::ClickUp, "task.get"), 1);
+}

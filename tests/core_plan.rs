@@ -1170,3 +1170,50 @@ fn a_date_only_due_date_read_back_snapped_and_without_due_date_time_does_not_ech
         "{p:?}"
     );
 }
+
+/// Issue 3 point 2: the priority map — default 1↔urgent, 2↔high, 3↔normal, 4↔low, ClickUp
+/// "none" ↔ a configured ADO default — and a configured map replaces it.
+#[test]
+fn priority_map_defaults_both_ways_and_a_configured_map_is_honoured() {
+    let (ctx, users) = (ctx(), users());
+    let read = |m: &Mapper, p: Option<i64>, issues: &mut Vec<MappingIssue>| {
+        let mut r = ado(9);
+        r.priority = p;
+        m.ado_to_item(&r, None, issues).priority
+    };
+    let cfg = MappingConfig::default();
+    let m = Mapper::new(&cfg, &ctx, &users);
+    let mut issues = vec![];
+    for (ado_p, clickup_id) in [(1, 1u8), (2, 2), (3, 3), (4, 4)] {
+        assert_eq!(read(&m, Some(ado_p), &mut issues), Some(clickup_id));
+        assert_eq!(m.canonical_priority_to_ado(Some(clickup_id)), Some(ado_p));
+    }
+    assert_eq!(m.canonical_priority_to_ado(None), Some(2));
+    assert!(issues.is_empty(), "{issues:?}");
+
+    let cfg = parse(
+        r#"
+[priority]
+clickup_none_to_ado = 4
+ado_reads_as_none = [4]
+map = [{ ado = 1, clickup = "high" }, { ado = 2, clickup = "urgent" }]
+"#,
+    )
+    .unwrap();
+    let m = Mapper::new(&cfg, &ctx, &users);
+    assert_eq!(read(&m, Some(1), &mut issues), Some(2));
+    assert_eq!(read(&m, Some(2), &mut issues), Some(1));
+    assert_eq!(read(&m, Some(4), &mut issues), None, "reads as none");
+    assert!(issues.is_empty(), "{issues:?}");
+    assert_eq!(read(&m, Some(3), &mut issues), None);
+    assert_eq!(
+        issues,
+        vec![MappingIssue::UnmappedPriority {
+            item: "ado:9".into(),
+            value: 3
+        }]
+    );
+    assert_eq!(m.canonical_priority_to_ado(Some(1)), Some(2));
+    assert_eq!(m.canonical_priority_to_ado(Some(2)), Some(1));
+    assert_eq!(m.canonical_priority_to_ado(None), Some(4));
+}
