@@ -497,14 +497,23 @@ struct Observation {
     scope: ScopeCounts,
     /// Unapplied conflict resolutions of the touched links.
     resolutions: BTreeMap<LinkId, Vec<crate::store::Conflict>>,
+    /// Polled tasks of links with nothing to do (left out of the plan).
+    quiet_clickup: HashSet<ClickUpId>,
 }
 
 /// What one pass should look at.
 #[derive(Debug, Default, Clone)]
 struct Touch {
+    /// ADO ids to read (changed since the cursor, or forced).
     ado_ids: BTreeSet<AdoId>,
+    /// Of those, the ones that must be planned even if they look unchanged (retries,
+    /// revisits).
+    forced_ado: BTreeSet<AdoId>,
+    /// Tasks the poll returned.
     clickup_known: Vec<ClickUpRecord>,
+    /// Tasks to read and plan (retries, revisits).
     clickup_ids: BTreeSet<ClickUpId>,
+    /// Links to plan (conflict resolutions).
     links: BTreeSet<LinkId>,
     /// Sweep: every id each side listed in scope (records outside are taken as absent).
     sweep: Option<(BTreeSet<AdoId>, BTreeSet<ClickUpId>)>,
@@ -571,6 +580,12 @@ impl Engine {
     }
     pub fn pairs(&self) -> &[PairConfig] {
         &self.pairs
+    }
+    pub fn ado(&self) -> &Arc<AdoClient> {
+        &self.ado
+    }
+    pub fn clickup(&self) -> &Arc<ClickUpClient> {
+        &self.clickup
     }
 
     async fn db<R, F>(&self, pair: &str, f: F) -> Result<R, EngineError>
@@ -794,6 +809,7 @@ impl Engine {
             match &r.item {
                 ItemRef::Ado(id) => {
                     touch.ado_ids.insert(*id);
+                    touch.forced_ado.insert(*id);
                 }
                 ItemRef::ClickUp(id) => {
                     if !touch.clickup_known.iter().any(|t| &t.id == id) {
@@ -859,6 +875,7 @@ impl Engine {
             let out = self
                 .apply(pair, &meta, &obs, &plan, cycle_id, cancel, &due_items)
                 .await?;
+            self.refresh_markers(&pair.name, &obs, &plan).await?;
             rep.plans.push(plan);
             rep.tally.add(&out.tally);
             for f in &out.failures {
@@ -882,6 +899,7 @@ impl Engine {
             }
             touch = Touch {
                 ado_ids: out.revisit.iter().map(|(a, _)| *a).collect(),
+                forced_ado: out.revisit.iter().map(|(a, _)| *a).collect(),
                 clickup_ids: out.revisit.iter().map(|(_, c)| c.clone()).collect(),
                 ..Touch::default()
             };
@@ -908,6 +926,64 @@ impl Engine {
             rep.cursors_advanced = true;
         }
         Ok(())
+    }
+
+    /// Links that were looked at and needed nothing (an edit to a field that is not synced,
+    /// say) keep their base; their change markers move on so the next poll finds them quiet.
+    async fn refresh_markers(
+        &self,
+        pair: &str,
+        obs: &Observation,
+        plan: &Plan,
+    ) -> Result<(), EngineError> {
+        let acted: HashSet<LinkId> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::UpdateAdo {
+                    link: LinkRef::Existing(l),
+                    ..
+                }
+                | Action::UpdateClickUp {
+                    link: LinkRef::Existing(l),
+                    ..
+                }
+                | Action::Rebase {
+                    link: LinkRef::Existing(l),
+                    ..
+                }
+                | Action::RecordConflict {
+                    link: LinkRef::Existing(l),
+                    ..
+                }
+                | Action::Unlink { link: l, .. } => Some(*l),
+                _ => None,
+            })
+            .collect();
+        let updates: Vec<(LinkId, Item, i64, i64)> = obs
+            .links
+            .iter()
+            .filter(|s| !acted.contains(&s.link) && !obs.resolutions.contains_key(&s.link))
+            .filter_map(|s| {
+                let a = obs.ado.get(&s.ado_id)?;
+                let c = obs.clickup.get(&s.clickup_id)?;
+                (a.rev != s.ado_rev || c.date_updated != s.clickup_date_updated)
+                    .then(|| (s.link, s.base.clone(), a.rev, c.date_updated))
+            })
+            .collect();
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.db(pair, move |db| {
+            let now = Utc::now();
+            db.atomic(|db| {
+                for (link, base, rev, du) in &updates {
+                    db.store_base(*link, base, *rev, *du, now)?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn record_failure(
@@ -1049,12 +1125,35 @@ impl Engine {
             Some((a, c)) => (Some(a), Some(c)),
             None => (None, None),
         };
+        let mut links = links;
         let linked_ado: BTreeSet<AdoId> = links.values().map(|l| l.ado_id).collect();
-        let to_read_linked: Vec<AdoId> = linked_ado
+        // A link whose both sides still carry the change markers stored with its base (our
+        // own writes coming back through the overlap window, mostly) needs no planning, and
+        // its ClickUp task no read. Sweeps look at everything.
+        let sweeping = touch.sweep.is_some();
+        let forced = |l: &Link| {
+            touch.links.contains(&l.id)
+                || touch.forced_ado.contains(&l.ado_id)
+                || touch.clickup_ids.contains(&l.clickup_id)
+        };
+        let polled: HashMap<&str, i64> = touch
+            .clickup_known
             .iter()
-            .copied()
-            .filter(|id| sweep_ado.is_none_or(|s| s.contains(id)))
+            .map(|t| (t.id.as_str(), t.date_updated))
             .collect();
+        let cu_quiet = |l: &Link| match polled.get(l.clickup_id.as_str()) {
+            None => true,
+            Some(d) => snaps
+                .get(&l.id)
+                .is_some_and(|s| s.clickup_date_updated == *d),
+        };
+        let to_read_linked: Vec<AdoId> = links
+            .values()
+            .filter(|l| sweep_ado.is_none_or(|s| s.contains(&l.ado_id)))
+            .filter(|l| sweeping || forced(l) || touch.ado_ids.contains(&l.ado_id) || !cu_quiet(l))
+            .map(|l| l.ado_id)
+            .collect();
+        let read_linked: HashSet<AdoId> = to_read_linked.iter().copied().collect();
         let to_read_new: Vec<AdoId> = touch
             .ado_ids
             .iter()
@@ -1088,10 +1187,31 @@ impl Engine {
             }
         }
 
+        if !sweeping {
+            let quiet: Vec<LinkId> = links
+                .values()
+                .filter(|l| !forced(l) && cu_quiet(l))
+                .filter(|l| match obs.ado.get(&l.ado_id) {
+                    Some(r) => snaps.get(&l.id).is_some_and(|s| s.ado_rev == r.rev),
+                    // Not read: not changed since the cursor. Read and missing: gone.
+                    None => !read_linked.contains(&l.ado_id) && !ado_failed.contains(&l.ado_id),
+                })
+                .map(|l| l.id)
+                .collect();
+            for id in quiet {
+                if let Some(l) = links.remove(&id) {
+                    obs.ado.remove(&l.ado_id);
+                    obs.quiet_clickup.insert(l.clickup_id);
+                }
+            }
+        }
+
         // ClickUp records: the polled ones, plus reads of the counterparts not polled.
         for t in &touch.clickup_known {
             obs.reads += 1;
-            obs.clickup.insert(t.id.clone(), t.clone());
+            if !obs.quiet_clickup.contains(&t.id) {
+                obs.clickup.insert(t.id.clone(), t.clone());
+            }
         }
         let mut to_get: BTreeSet<ClickUpId> = touch.clickup_ids.clone();
         for l in links.values() {
@@ -1388,8 +1508,25 @@ impl Engine {
     }
 
     fn notify(&self, pair: &str, a: &Action, outcome: Result<(), &str>) {
+        self.notify_ids(pair, a, None, None, outcome)
+    }
+
+    /// As [`Engine::notify`], naming the link's items where the action itself does not.
+    fn notify_ids(
+        &self,
+        pair: &str,
+        a: &Action,
+        ado: Option<AdoId>,
+        clickup: Option<&str>,
+        outcome: Result<(), &str>,
+    ) {
         if let Some(o) = &self.observer {
-            o.applied(pair, &ActionRow::of(a), outcome);
+            let mut row = ActionRow::of(a);
+            row.ado_id = row.ado_id.or(ado);
+            if row.clickup_id.is_none() {
+                row.clickup_id = clickup.map(str::to_string);
+            }
+            o.applied(pair, &row, outcome);
         }
     }
 
@@ -1624,7 +1761,7 @@ impl Engine {
                                 },
                             )
                             .await?;
-                            self.notify(name, a, Ok(()));
+                            self.notify_ids(name, a, Some(w.ado.id), Some(&w.clickup.id), Ok(()));
                         }
                         Err(e @ StoreError::DuplicateLink { .. }) => {
                             self.fail(name, a, out, ItemRef::Ado(*ado_id), e.to_string());
@@ -1672,7 +1809,7 @@ impl Engine {
                             e.after = Some(values(new_base, &e.fields));
                             w.base = Some(new_base.clone());
                             self.audit(name, e).await?;
-                            self.notify(name, a, Ok(()));
+                            self.notify_ids(name, a, Some(w.ado.id), Some(&w.clickup.id), Ok(()));
                         }
                         Err(ApiError::Conflict { .. }) if allow_replan => {
                             // Someone edited the item since it was read: merge again with its
@@ -1794,7 +1931,7 @@ impl Engine {
                             e.after = Some(values(new_base, &e.fields));
                             w.base = Some(new_base.clone());
                             self.audit(name, e).await?;
-                            self.notify(name, a, Ok(()));
+                            self.notify_ids(name, a, Some(w.ado.id), Some(&w.clickup.id), Ok(()));
                         }
                         Err(e) => {
                             self.audit_failed(
@@ -1824,7 +1961,7 @@ impl Engine {
                     self.store_base(name, link, base, w.ado.rev, w.clickup.date_updated)
                         .await?;
                     w.base = Some(base.clone());
-                    self.notify(name, a, Ok(()));
+                    self.notify_ids(name, a, Some(w.ado.id), Some(&w.clickup.id), Ok(()));
                 }
                 Action::RecordConflict {
                     conflict,
@@ -1834,12 +1971,18 @@ impl Engine {
                     let Some(link) = w.link else { return Ok(false) };
                     self.record_conflict(name, link, conflict, *detected_at)
                         .await?;
+                    // The base stays (the field is held); the markers move on, so the link
+                    // is quiet until someone edits it again.
+                    if let Some(b) = &w.base {
+                        self.store_base(name, link, b, w.ado.rev, w.clickup.date_updated)
+                            .await?;
+                    }
                     out.tally.conflicts += 1;
-                    self.notify(name, a, Ok(()));
+                    self.notify_ids(name, a, Some(w.ado.id), Some(&w.clickup.id), Ok(()));
                 }
                 Action::Unlink { link, reason } => {
                     self.unlink(name, *link, reason, cycle_id, out).await?;
-                    self.notify(name, a, Ok(()));
+                    self.notify_ids(name, a, Some(w.ado.id), Some(&w.clickup.id), Ok(()));
                 }
                 Action::CreateInAdo { .. } | Action::CreateInClickUp { .. } => {}
             }

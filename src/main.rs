@@ -9,6 +9,7 @@ use std::fmt::{self, Display};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -20,12 +21,17 @@ use tokio_util::sync::CancellationToken;
 use ado_clickup_sync::ado::{AdoClient, AdoState, AdoWorkItemType};
 use ado_clickup_sync::clickup::{ClickUpClient, ClickUpList};
 use ado_clickup_sync::config::{self, Config, LogFormat, PairConfig};
+use ado_clickup_sync::core::mapping::MappingIssue;
 use ado_clickup_sync::core::mapping::{
     AdoStateInfo, ClickUpStatusInfo, Mapper, MappingContext, UserDirectory,
 };
 use ado_clickup_sync::core::model::{AdoStateCategory, ClickUpStatusType, Side};
+use ado_clickup_sync::core::plan::Plan;
 use ado_clickup_sync::daemon;
+use ado_clickup_sync::demo::{self, DemoOptions};
+use ado_clickup_sync::engine::{plan_table, ActionRow, CycleRequest, EngineError, Mode, Observer};
 use ado_clickup_sync::remote::{ApiError, ApiStats};
+use ado_clickup_sync::service::{self, DaemonOptions};
 use ado_clickup_sync::sim::ado::{self as adosim, AdoSeed, AdoSimOptions};
 use ado_clickup_sync::sim::clickup::{self as cusim, ClickUpSeed, ClickUpSimOptions};
 use ado_clickup_sync::store::{
@@ -318,16 +324,190 @@ fn not_implemented(name: &str) -> Result<ExitCode> {
 // run, sync, demo, bench (to be implemented)
 // ---------------------------------------------------------------------------------------------
 
-async fn cmd_run(_ctx: &Ctx) -> Result<ExitCode> {
-    not_implemented("run")
+async fn cmd_run(ctx: &Ctx) -> Result<ExitCode> {
+    let cfg = ctx.config()?;
+    // Signals first: one arriving during start-up must still stop us cleanly.
+    let shutdown = CancellationToken::new();
+    let _signals = daemon::cancel_on_signal(shutdown.clone())
+        .context("installing the SIGTERM/SIGINT handlers")?;
+    let engine = Arc::new(
+        service::engine(&cfg)
+            .await
+            .context("starting the sync engine")?,
+    );
+    let (running, schedule) =
+        service::start_daemon(engine, DaemonOptions::from_config(&cfg), shutdown.clone())
+            .await
+            .context("starting the daemon")?;
+    tracing::info!(
+        addr = %running.addr,
+        poll_interval = ?cfg.poll_interval,
+        pairs = cfg.pairs.len(),
+        "ado-clickup-sync running"
+    );
+    let report = schedule.await;
+    running
+        .server
+        .finished()
+        .await
+        .context("stopping the HTTP server")?;
+    tracing::info!(
+        cycles = report.cycles,
+        abandoned_in_flight = report.abandoned_in_flight,
+        "stopped"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn cmd_sync(_ctx: &Ctx, _args: SyncArgs) -> Result<ExitCode> {
-    not_implemented("sync")
+/// Shows a progress bar on a terminal when a plan has more than 50 actions.
+#[derive(Default)]
+struct Progress {
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
 }
 
-async fn cmd_demo(_ctx: &Ctx, _args: DemoArgs) -> Result<ExitCode> {
-    not_implemented("demo")
+impl Observer for Progress {
+    fn planned(&self, pair: &str, plan: &Plan) {
+        let n = plan.actions.len() as u64;
+        let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = bar.take() {
+            b.finish_and_clear();
+        }
+        if n > 50 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let b = indicatif::ProgressBar::new(n);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {pos}/{len} actions ({eta} left)",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_prefix(pair.to_string());
+            *bar = Some(b);
+        }
+    }
+    fn applied(&self, _pair: &str, _row: &ActionRow, _outcome: Result<(), &str>) {
+        if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            b.inc(1);
+        }
+    }
+}
+
+async fn cmd_sync(ctx: &Ctx, args: SyncArgs) -> Result<ExitCode> {
+    let cfg = ctx.config()?;
+    let progress = Arc::new(Progress::default());
+    let engine = service::engine(&cfg)
+        .await
+        .context("starting the sync engine")?
+        .with_observer(progress.clone());
+    let req = CycleRequest {
+        mode: if args.sweep {
+            Mode::Sweep
+        } else {
+            Mode::Incremental
+        },
+        dry_run: args.dry_run,
+        pair: args.pair.clone(),
+        force: args.force,
+    };
+    let shutdown = CancellationToken::new();
+    let _signals = daemon::cancel_on_signal(shutdown.clone())
+        .context("installing the SIGTERM/SIGINT handlers")?;
+    let report = engine.cycle(&req, &shutdown).await.map_err(|e| match e {
+        EngineError::UnknownPair { .. } => input_error(e),
+        other => anyhow::Error::new(other).context("running the sync cycle"),
+    })?;
+    if let Some(b) = progress
+        .bar
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        b.finish_and_clear();
+    }
+    let mut out = std::io::stdout().lock();
+    if args.dry_run {
+        writeln!(out, "Dry run: nothing was written.")?;
+        write!(out, "{}", plan_table(&report.pairs))?;
+    }
+    for p in &report.pairs {
+        let t = &p.tally;
+        if !args.dry_run {
+            writeln!(
+                out,
+                "{}: created {} in ADO and {} in ClickUp, updated {} in ADO and {} in ClickUp, \
+                 linked {}, unlinked {}, {} conflicts, {} failed (queued for retry), {} pending \
+                 creates recovered",
+                p.pair,
+                t.created_ado,
+                t.created_clickup,
+                t.updated_ado,
+                t.updated_clickup,
+                t.linked,
+                t.unlinked,
+                t.conflicts,
+                t.failed,
+                t.recovered
+            )?;
+        }
+        for (item, why) in &p.failures {
+            writeln!(out, "  failed: {item}: {why}")?;
+        }
+        for issue in &p.issues {
+            writeln!(out, "  note: {}", describe_issue(issue))?;
+        }
+        if let Some(e) = &p.error {
+            writeln!(out, "  error: {e}")?;
+        }
+    }
+    writeln!(
+        out,
+        "{} API requests; {} open conflicts; {} pending creates",
+        report.api_requests, report.open_conflicts, report.pending_intents
+    )?;
+    Ok(if report.error().is_some() {
+        ExitCode::from(EXIT_PROBLEM)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn describe_issue(i: &MappingIssue) -> String {
+    match i {
+        MappingIssue::UnmappedStatus { side, item, value } => {
+            format!("{item}: {side} status {value:?} is not mapped (add it to the pair's status map)")
+        }
+        MappingIssue::StatusNotWritable {
+            side,
+            item,
+            canonical,
+        } => format!("{item}: no {side} status corresponds to {canonical:?}; status not written"),
+        MappingIssue::UnknownUser { side, item, email } => format!(
+            "{item}: {email} (from {side}) has no counterpart on the other side; left unassigned there"
+        ),
+        MappingIssue::UnmappedPriority { item, value } => {
+            format!("{item}: ADO priority {value} is not in the priority map")
+        }
+        MappingIssue::Backlink { item, reason, .. } => format!("{item}: {reason}"),
+    }
+}
+
+async fn cmd_demo(_ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
+    if std::env::var("RUST_LOG").map_or(true, |v| v.trim().is_empty()) {
+        // The demo prints its own account; only problems go to the log.
+        init_logging(Some(("warn", "LOG_LEVEL")), LogFormat::Text)?;
+    } else {
+        init_logging_without_config()?;
+    }
+    let opts = DemoOptions {
+        keep_running: args.keep_running,
+        port: if args.keep_running { 8080 } else { 0 },
+        ..DemoOptions::default()
+    };
+    match demo::run(opts).await {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_PROBLEM))
+        }
+    }
 }
 
 async fn cmd_bench(_ctx: &Ctx, _args: BenchArgs) -> Result<ExitCode> {
