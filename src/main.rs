@@ -32,8 +32,9 @@ use ado_clickup_sync::demo::{self, DemoOptions};
 use ado_clickup_sync::engine::{plan_table, ActionRow, CycleRequest, EngineError, Mode, Observer};
 use ado_clickup_sync::remote::{ApiError, ApiStats};
 use ado_clickup_sync::service::{self, DaemonOptions};
-use ado_clickup_sync::sim::ado::{self as adosim, AdoSeed, AdoSimOptions};
-use ado_clickup_sync::sim::clickup::{self as cusim, ClickUpSeed, ClickUpSimOptions};
+use ado_clickup_sync::sim::ado::{self as adosim, AdoSeed};
+use ado_clickup_sync::sim::clickup::{self as cusim, ClickUpSeed};
+use ado_clickup_sync::sim::testbed;
 use ado_clickup_sync::store::{
     Conflict, ConflictId, CycleRecord, DbLocation, Resolution, StatusSummary, Store,
 };
@@ -163,6 +164,9 @@ struct SimArgs {
     /// into the simulators at start.
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
+    /// Requests per minute the ClickUp simulator allows per token (the real default: 100).
+    #[arg(long, default_value_t = 100)]
+    clickup_rate_limit: u32,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +203,9 @@ const EXIT_PROBLEM: u8 = 1;
 const EXIT_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
+    // Crash-safety tests configure failpoints through the FAILPOINTS variable.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -565,16 +572,17 @@ async fn cmd_sim(args: SimArgs) -> Result<ExitCode> {
     let signals =
         daemon::cancel_on_signal(stop.clone()).context("installing the SIGINT/SIGTERM handlers")?;
 
-    let ado = adosim::start(AdoSimOptions {
-        port: args.ado_port,
-        ..AdoSimOptions::default()
-    })
-    .await
-    .context("starting the ADO simulator")?;
-    let clickup = cusim::start(ClickUpSimOptions {
-        port: args.clickup_port,
-        ..ClickUpSimOptions::default()
-    })
+    // The same people on both sides (emails match), as in `demo` and the tests.
+    let ado = adosim::start(testbed::ado_options(args.ado_port))
+        .await
+        .context("starting the ADO simulator")?;
+    let clickup = cusim::start(testbed::clickup_options(
+        args.clickup_port,
+        cusim::RateLimit {
+            limit: args.clickup_rate_limit,
+            window: Duration::from_secs(60),
+        },
+    ))
     .await
     .context("starting the ClickUp simulator")?;
 

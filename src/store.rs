@@ -2348,12 +2348,15 @@ pub mod queries {
 }
 
 /// Evaluates failpoint `name` (feature `failpoints`). Configured `return`, it fails the
-/// operation; `return(P)` fails it only for pair `P` (so tests can aim at one pair); other
-/// actions (`panic`, `sleep`, `pause`, …) behave as the `fail` crate says.
+/// operation; `return(P)` fails it only for pair `P` (so tests can aim at one pair);
+/// `return(abort)` kills the process there; other actions (`panic`, `sleep`, `pause`, …)
+/// behave as the `fail` crate says.
 #[cfg(feature = "failpoints")]
 fn failpoint(name: &'static str, pair: &str) -> Result<()> {
     match fail::eval(name, |arg| arg) {
         Some(None) => Err(StoreError::Injected(name)),
+        // A crash on the spot, in the middle of the transaction (the crash tests).
+        Some(Some(arg)) if arg == "abort" => std::process::abort(),
         Some(Some(only)) if only == pair => Err(StoreError::Injected(name)),
         _ => Ok(()),
     }

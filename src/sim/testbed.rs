@@ -51,6 +51,29 @@ impl Default for TestbedOptions {
     }
 }
 
+/// The ADO simulator's options with the team's people.
+pub fn ado_options(port: u16) -> AdoSimOptions {
+    AdoSimOptions {
+        port,
+        users: PEOPLE.iter().map(|(n, e)| SimUser::new(n, e)).collect(),
+        ..AdoSimOptions::default()
+    }
+}
+
+/// The ClickUp simulator's options with the team's people.
+pub fn clickup_options(port: u16, rate_limit: RateLimit) -> ClickUpSimOptions {
+    let mut o = ClickUpSimOptions {
+        port,
+        rate_limit,
+        ..ClickUpSimOptions::default()
+    };
+    for (m, (name, email)) in o.members.iter_mut().zip(PEOPLE) {
+        m.username = name.to_string();
+        m.email = email.to_string();
+    }
+    o
+}
+
 /// Two running simulators.
 pub struct Testbed {
     pub ado: Arc<AdoSim>,
@@ -72,28 +95,18 @@ pub fn fast_policy() -> HttpPolicy {
 
 impl Testbed {
     pub async fn start(opts: TestbedOptions) -> Result<Testbed, String> {
-        let ado = adosim::start(AdoSimOptions {
-            port: opts.ado_port,
-            users: PEOPLE.iter().map(|(n, e)| SimUser::new(n, e)).collect(),
-            ..AdoSimOptions::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut cu_opts = ClickUpSimOptions {
-            port: opts.clickup_port,
-            ..ClickUpSimOptions::default()
-        };
-        for (m, (name, email)) in cu_opts.members.iter_mut().zip(PEOPLE) {
-            m.username = name.to_string();
-            m.email = email.to_string();
-        }
+        let ado = adosim::start(ado_options(opts.ado_port))
+            .await
+            .map_err(|e| e.to_string())?;
         // The real limit (100 per minute) only where a caller asks for it: most runs measure
         // or test something else.
-        cu_opts.rate_limit = opts.clickup_rate_limit.unwrap_or(RateLimit {
+        let limit = opts.clickup_rate_limit.unwrap_or(RateLimit {
             limit: 1_000_000,
             window: Duration::from_secs(60),
         });
-        let clickup = cusim::start(cu_opts).await.map_err(|e| e.to_string())?;
+        let clickup = cusim::start(clickup_options(opts.clickup_port, limit))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Testbed {
             ado: Arc::new(ado),
             clickup: Arc::new(clickup),
