@@ -79,6 +79,54 @@ async fn fixtures_stay_stable(root: &Path) {
             );
         }
     }
+    // The whole trip back: an edit in ClickUp sends each description to ADO as HTML; the
+    // content survives and the next cycles write nothing.
+    for (id, _) in &from_ado {
+        let t = h.counterpart_of_ado(*id);
+        let md = h.bed.clickup.task(&t).unwrap().markdown().to_string();
+        h.cu_edit(
+            &t,
+            SimTaskEdit {
+                markdown: Some(format!("{md}\n\nEdited in ClickUp.")),
+                ..SimTaskEdit::default()
+            },
+        );
+    }
+    h.converge(6).await;
+    h.clear_logs();
+    for i in 0..3 {
+        let t = h.cycle().await.tally();
+        assert_eq!(
+            t.written_ado() + t.written_clickup(),
+            0,
+            "after the trip back, cycle {i}: {t:?}"
+        );
+    }
+    for (id, p) in &from_ado {
+        let html = h
+            .bed
+            .ado
+            .item(*id)
+            .unwrap()
+            .description()
+            .unwrap_or_default()
+            .to_string();
+        let back = ado_clickup_sync::core::convert::normalize_markdown(
+            &ado_clickup_sync::core::convert::html_to_markdown(&html),
+        );
+        assert!(
+            back.contains("Edited in ClickUp."),
+            "{}: {back}",
+            p.display()
+        );
+        for line in must_lines(p) {
+            assert!(
+                back.contains(&line),
+                "{}: {line:?} lost on the way back:\n{back}",
+                p.display()
+            );
+        }
+    }
     for (id, p) in &from_cu {
         let item = h.bed.ado.item(h.counterpart_of_clickup(id)).unwrap();
         let empty = must_lines(p).is_empty() && p.with_extension("must").exists();
