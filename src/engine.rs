@@ -29,7 +29,7 @@ use crate::clickup::ClickUpClient;
 use crate::config::PairConfig;
 use crate::core::mapping::{
     backlink_target_ado, backlink_target_clickup, field_value, set_field_value, AdoStateInfo,
-    ClickUpStatusInfo, LinkIndex, MappingContext, MappingIssue, UserDirectory,
+    ClickUpStatusInfo, LinkIndex, Mapper, MappingContext, MappingIssue, UserDirectory,
 };
 use crate::core::merge::Conflict as MergeConflict;
 use crate::core::model::{
@@ -48,6 +48,11 @@ use crate::store::{
 /// At most this many plan/apply passes per pair and cycle (a pass links new items, the next
 /// one sets the parents that pointed at items created by the previous pass).
 const MAX_PASSES: usize = 4;
+/// A change marker (ADO rev, ClickUp `date_updated`) that matches nothing: stored with a base
+/// when the item may hold changes the base does not (edited while a create was in flight, or
+/// between our read and our write), so that the next look at it merges instead of taking it
+/// for our own write.
+const UNKNOWN_MARKER: i64 = -1;
 /// The oldest cursor: an empty store polls everything changed since then.
 const EPOCH_MS: i64 = 946_684_800_000; // 2000-01-01T00:00:00Z
 
@@ -1605,7 +1610,7 @@ impl Engine {
                     return Ok(out);
                 };
                 let made = self
-                    .create_in_ado(pair, src, create, planned, None, cycle_id, &mut out)
+                    .create_in_ado(pair, meta, src, create, planned, None, cycle_id, &mut out)
                     .await?;
                 self.notify_result(&pair.name, first, &out);
                 if let Some(a) = made {
@@ -1914,8 +1919,16 @@ impl Engine {
                     };
                     match r {
                         Ok(t) => {
+                            // The answer carries our write and anything written meanwhile
+                            // (ClickUp has no conditional write): its marker is ours only if
+                            // the task shows exactly what we wrote.
+                            let marker = if self.clickup_shows(pair, meta, &t, new_base) {
+                                t.date_updated
+                            } else {
+                                UNKNOWN_MARKER
+                            };
                             w.clickup.date_updated = t.date_updated;
-                            self.store_base(name, link, new_base, w.ado.rev, t.date_updated)
+                            self.store_base(name, link, new_base, w.ado.rev, marker)
                                 .await?;
                             out.tally.updated_clickup += 1;
                             let mut e = Self::audit_entry(
@@ -2228,6 +2241,33 @@ impl Engine {
         self.audit(pair, e).await
     }
 
+    /// Whether a task as ClickUp answered after a write shows `item` in every synced field it
+    /// reliably carries (the answer to Update Task need not carry the description; parents
+    /// are compared by the planner).
+    fn clickup_shows(
+        &self,
+        pair: &PairConfig,
+        meta: &PairMeta,
+        rec: &ClickUpRecord,
+        item: &Item,
+    ) -> bool {
+        let mut users = meta.users.clone();
+        users.ado_unknown = lock(&self.unknown_ado_users).clone();
+        let m = Mapper::new(&pair.mapping, &meta.context, &users);
+        let mut issues = Vec::new();
+        let cur = m.clickup_to_item(rec, item.parent, &mut issues);
+        [
+            Field::Title,
+            Field::Status,
+            Field::Assignees,
+            Field::Tags,
+            Field::Priority,
+            Field::Due,
+        ]
+        .into_iter()
+        .all(|f| m.clickup_same(f, item, &cur))
+    }
+
     /// An ADO update; an assignee the service does not know is dropped (and remembered, so
     /// it is not tried again) rather than failing the whole write.
     async fn ado_update(
@@ -2291,6 +2331,7 @@ impl Engine {
     ) -> Result<Option<ClickUpId>, EngineError> {
         let name = pair.name.as_str();
         let source = ItemRef::Ado(src.id);
+        let resumed = intent.is_some();
         let Some(intent) = self
             .open_intent(
                 name,
@@ -2319,6 +2360,8 @@ impl Engine {
             }
         };
         crash_point("engine::after_remote_create")?;
+        // Resuming an intent: the source was read now, the planned create earlier.
+        let src_marker = if resumed { UNKNOWN_MARKER } else { src.rev };
         let Some(link) = self
             .record_created(
                 name,
@@ -2326,7 +2369,7 @@ impl Engine {
                 src.id,
                 &task.id,
                 planned,
-                src.rev,
+                src_marker,
                 task.date_updated,
                 &source,
                 out,
@@ -2351,13 +2394,14 @@ impl Engine {
         self.audit(name, e).await?;
 
         // The source's own back-link: a Hyperlink relation to the task.
-        let mut rev = src.rev;
+        let mut marker = src_marker;
         if !src.hyperlinks.iter().any(|u| u == &task.url) {
-            rev = self
-                .add_ado_backlink(name, src.id, rev, &task.url, link, cycle_id)
+            let after = self
+                .add_ado_backlink(name, src.id, src.rev, &task.url, link, cycle_id)
                 .await?;
+            marker = if resumed { UNKNOWN_MARKER } else { after };
         }
-        self.store_base(name, link, planned, rev, task.date_updated)
+        self.store_base(name, link, planned, marker, task.date_updated)
             .await?;
         crash_point("engine::after_base_stored")?;
         Ok(Some(task.id))
@@ -2369,6 +2413,7 @@ impl Engine {
     async fn create_in_ado(
         &self,
         pair: &PairConfig,
+        meta: &PairMeta,
         src: &ClickUpRecord,
         create: &AdoCreate,
         planned: &Item,
@@ -2378,6 +2423,7 @@ impl Engine {
     ) -> Result<Option<AdoId>, EngineError> {
         let name = pair.name.as_str();
         let source = ItemRef::ClickUp(src.id.clone());
+        let resumed = intent.is_some();
         let Some(intent) = self
             .open_intent(
                 name,
@@ -2423,7 +2469,12 @@ impl Engine {
                 &src.id,
                 planned,
                 item.rev,
-                src.date_updated,
+                // Resuming an intent: the source was read now, the planned create earlier.
+                if resumed {
+                    UNKNOWN_MARKER
+                } else {
+                    src.date_updated
+                },
                 &source,
                 out,
             )
@@ -2446,7 +2497,11 @@ impl Engine {
         e.detail = Some(format!("from ClickUp task {}", src.id));
         self.audit(name, e).await?;
 
-        let mut updated = src.date_updated;
+        let mut updated = if resumed {
+            UNKNOWN_MARKER
+        } else {
+            src.date_updated
+        };
         if self.clickup.backlink_field_id().is_some()
             && src.backlink.as_deref() != Some(item.web_url.as_str())
         {
@@ -2456,7 +2511,13 @@ impl Engine {
             };
             match r {
                 Ok(t) => {
-                    updated = t.date_updated;
+                    // ClickUp has no conditional write: the task may have been edited since
+                    // it was read; its marker is ours only if it still shows what was planned.
+                    if !resumed && self.clickup_shows(pair, meta, &t, planned) {
+                        updated = t.date_updated;
+                    } else {
+                        updated = UNKNOWN_MARKER;
+                    }
                     let e = Self::audit_entry(
                         name,
                         cycle_id,
@@ -2628,6 +2689,9 @@ impl Engine {
             let _p = self.ado_slots.acquire().await;
             self.ado.add_hyperlink(id, rev, url).await
         };
+        // Only a write that passed `test /rev` at the rev the base was read at leaves an item
+        // holding nothing but the base and our link.
+        let clean = first.is_ok();
         let r = match first {
             Err(ApiError::Conflict { .. }) => {
                 let _p = self.ado_slots.acquire().await;
@@ -2651,7 +2715,7 @@ impl Engine {
                     vec![],
                 );
                 self.audit(pair, e).await?;
-                Ok(rec.rev)
+                Ok(if clean { rec.rev } else { UNKNOWN_MARKER })
             }
             Err(e) => {
                 tracing::warn!(pair, ado = id, error = %e, "could not add the back-link to ADO");
@@ -2822,8 +2886,9 @@ impl Engine {
                         src_id,
                         &task.id,
                         planned,
-                        src.rev,
-                        task.date_updated,
+                        // Either side may have changed since the create was planned.
+                        UNKNOWN_MARKER,
+                        UNKNOWN_MARKER,
                         &it.source,
                         out,
                     )
@@ -2843,14 +2908,11 @@ impl Engine {
                 );
                 e.detail = Some(format!("recovered the pending create of ADO #{src_id}"));
                 self.audit(&pair.name, e).await?;
-                let mut rev = src.rev;
                 if !src.hyperlinks.iter().any(|u| u == &task.url) {
-                    rev = self
-                        .add_ado_backlink(&pair.name, src_id, rev, &task.url, link, cycle_id)
+                    self.add_ado_backlink(&pair.name, src_id, src.rev, &task.url, link, cycle_id)
                         .await?;
                 }
-                self.store_base(&pair.name, link, planned, rev, task.date_updated)
-                    .await
+                Ok(())
             }
             None => {
                 tracing::info!(pair = %pair.name, ado = src_id, "pending create not found in ClickUp; creating it");
@@ -2865,7 +2927,7 @@ impl Engine {
     async fn recover_to_ado(
         &self,
         pair: &PairConfig,
-        _meta: &PairMeta,
+        meta: &PairMeta,
         it: &Intent,
         src_id: &str,
         create: &AdoCreate,
@@ -2944,8 +3006,9 @@ impl Engine {
                         item.id,
                         src_id,
                         planned,
-                        item.rev,
-                        src.date_updated,
+                        // Either side may have changed since the create was planned.
+                        UNKNOWN_MARKER,
+                        UNKNOWN_MARKER,
                         &it.source,
                         out,
                     )
@@ -2967,23 +3030,29 @@ impl Engine {
                     "recovered the pending create of ClickUp task {src_id}"
                 ));
                 self.audit(&pair.name, e).await?;
-                let mut updated = src.date_updated;
                 if self.clickup.backlink_field_id().is_some()
                     && src.backlink.as_deref() != Some(item.web_url.as_str())
                 {
-                    match self.clickup.set_backlink(src_id, &item.web_url).await {
-                        Ok(t) => updated = t.date_updated,
-                        Err(e) => tracing::warn!(error = %e, "could not set the back-link field"),
+                    if let Err(e) = self.clickup.set_backlink(src_id, &item.web_url).await {
+                        tracing::warn!(error = %e, "could not set the back-link field");
                     }
                 }
-                self.store_base(&pair.name, link, planned, item.rev, updated)
-                    .await
+                Ok(())
             }
             None => {
                 tracing::info!(pair = %pair.name, task = src_id, "pending create not found in ADO; creating it");
-                self.create_in_ado(pair, &src, create, planned, Some(it.id), cycle_id, out)
-                    .await
-                    .map(|_| ())
+                self.create_in_ado(
+                    pair,
+                    meta,
+                    &src,
+                    create,
+                    planned,
+                    Some(it.id),
+                    cycle_id,
+                    out,
+                )
+                .await
+                .map(|_| ())
             }
         }
     }

@@ -337,11 +337,7 @@ async fn cmd_run(ctx: &Ctx) -> Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let _signals = daemon::cancel_on_signal(shutdown.clone())
         .context("installing the SIGTERM/SIGINT handlers")?;
-    let engine = Arc::new(
-        service::engine(&cfg)
-            .await
-            .context("starting the sync engine")?,
-    );
+    let engine = Arc::new(service::engine(&cfg).await.map_err(service_error)?);
     let (running, schedule) =
         service::start_daemon(engine, DaemonOptions::from_config(&cfg), shutdown.clone())
             .await
@@ -364,6 +360,17 @@ async fn cmd_run(ctx: &Ctx) -> Result<ExitCode> {
         "stopped"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A configuration problem found while wiring the engine (a missing token, an unknown link
+/// field) is bad input, exit code 2; anything else is a failure to start.
+fn service_error(e: service::ServiceError) -> anyhow::Error {
+    match e {
+        service::ServiceError::Config(_) | service::ServiceError::LinkFieldNotFound { .. } => {
+            input_error(e)
+        }
+        other => anyhow::Error::new(other).context("starting the sync engine"),
+    }
 }
 
 /// Shows a progress bar on a terminal when a plan has more than 50 actions.
@@ -402,7 +409,7 @@ async fn cmd_sync(ctx: &Ctx, args: SyncArgs) -> Result<ExitCode> {
     let progress = Arc::new(Progress::default());
     let engine = service::engine(&cfg)
         .await
-        .context("starting the sync engine")?
+        .map_err(service_error)?
         .with_observer(progress.clone());
     let req = CycleRequest {
         mode: if args.sweep {

@@ -139,6 +139,26 @@ mod with_failpoints {
                     "{ctx}: the failpoint did not fire: {}",
                     String::from_utf8_lossy(&out.stdout)
                 );
+                // Before the restart, someone edits every source item: the creates in flight
+                // at the crash must not swallow these edits.
+                let mut titles = titles;
+                for t in titles.iter_mut().filter(|t| !t.ends_with("other side")) {
+                    let new = format!("{t} (edited during the outage)");
+                    if from_ado {
+                        let items = sim.ado_items().await;
+                        let w = items
+                            .iter()
+                            .find(|w| w["fields"]["System.Title"] == json!(t));
+                        let id = w.and_then(|w| w["id"].as_i64()).unwrap();
+                        sim.ado_edit(id, json!({"System.Title": new})).await;
+                    } else {
+                        let tasks = sim.tasks().await;
+                        let k = tasks.iter().find(|k| k["name"] == json!(t));
+                        let id = k.and_then(|k| k["id"].as_str()).unwrap().to_string();
+                        sim.cu_edit(&id, json!({"name": new})).await;
+                    }
+                    *t = new;
+                }
                 // Restart and run to quiescence.
                 for _ in 0..3 {
                     let out = sync_once(&sim, &setup, None);
