@@ -30,10 +30,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ),
         (
             "wrong type",
-            format!(
-                "[server]\nport = \"eighty\"\n{}",
-                g.replacen("[ado]", "[ado]", 1)
-            ),
+            format!("[server]\nport = \"eighty\"\n{g}"),
             "port",
         ),
         (
