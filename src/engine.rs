@@ -833,7 +833,7 @@ impl Engine {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            let mut obs = self.observe(pair, &touch, &meta, &resolutions).await?;
+            let mut obs = self.observe(pair, &touch, &resolutions).await?;
             rep.tally.reads += obs.reads;
             for f in std::mem::take(&mut obs.failures) {
                 rep.failures.push((f.item.to_string(), f.error.clone()));
@@ -1088,7 +1088,6 @@ impl Engine {
         &self,
         pair: &PairConfig,
         touch: &Touch,
-        _meta: &PairMeta,
         resolutions: &[crate::store::Conflict],
     ) -> Result<Observation, EngineError> {
         let mut obs = Observation::default();

@@ -327,3 +327,53 @@ async fn dry_run_writes_nothing_anywhere() {
     let table = ado_clickup_sync::engine::plan_table(&r.pairs);
     assert!(table.contains("create_in_clickup"), "{table}");
 }
+
+#[tokio::test]
+async fn an_idle_cycle_costs_one_wiql_and_one_page_and_echoes_cost_no_clickup_read() {
+    use ado_clickup_sync::core::model::Side;
+    let h = Harness::with(Setup {
+        engine: ado_clickup_sync::engine::EngineOptions {
+            overlap: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    for i in 0..30 {
+        h.ado_create(&format!("ADO {i}"), json!({}));
+        h.cu_create(SimTaskInput {
+            name: format!("ClickUp {i}"),
+            ..SimTaskInput::default()
+        });
+    }
+    h.converge(5).await;
+    // The cycle after our writes sees them again: ADO ids come back from WIQL (one batch read
+    // to learn their revs), ClickUp tasks in the page; none needs a GET or a write.
+    let before = h.stats.snapshot();
+    let r = h.cycle().await;
+    assert_eq!(r.tally().written_ado() + r.tally().written_clickup(), 0);
+    assert_eq!(
+        h.stats.count(Side::ClickUp, "task.get"),
+        count(&before, "task.get")
+    );
+    // And then an idle cycle is exactly one WIQL query and one ClickUp page.
+    for _ in 0..3 {
+        let a0 = h.stats.total(Side::Ado);
+        let c0 = h.stats.total(Side::ClickUp);
+        h.cycle().await;
+        assert_eq!(h.stats.total(Side::Ado) - a0, 1, "{:?}", h.stats.snapshot());
+        assert_eq!(
+            h.stats.total(Side::ClickUp) - c0,
+            1,
+            "{:?}",
+            h.stats.snapshot()
+        );
+    }
+}
+
+fn count(snap: &[(ado_clickup_sync::remote::StatKey, u64)], endpoint: &str) -> u64 {
+    snap.iter()
+        .filter(|(k, _)| k.endpoint == endpoint)
+        .map(|(_, n)| *n)
+        .sum()
+}
