@@ -377,3 +377,58 @@ fn count(snap: &[(ado_clickup_sync::remote::StatKey, u64)], endpoint: &str) -> u
         .map(|(_, n)| *n)
         .sum()
 }
+
+#[tokio::test]
+async fn a_parent_changed_on_either_side_moves_on_the_other() {
+    let h = Harness::start().await;
+    let p1 = h.ado_create("Parent one", json!({}));
+    let p2 = h.ado_create("Parent two", json!({}));
+    let child = h.ado_create("Child", json!({}));
+    h.bed
+        .ado
+        .ui_add_relation(
+            child,
+            "System.LinkTypes.Hierarchy-Reverse",
+            &h.bed.ado.api_url(p1),
+        )
+        .unwrap();
+    h.converge(5).await;
+    let (t1, t2, tc) = (
+        h.counterpart_of_ado(p1),
+        h.counterpart_of_ado(p2),
+        h.counterpart_of_ado(child),
+    );
+    assert_eq!(h.bed.clickup.task(&tc).unwrap().parent(), Some(t1.as_str()));
+
+    // ClickUp: the child moves under the second parent → ADO follows.
+    h.cu_edit(
+        &tc,
+        SimTaskEdit {
+            parent: Some(Some(t2.clone())),
+            ..SimTaskEdit::default()
+        },
+    );
+    h.converge(5).await;
+    assert_eq!(h.bed.ado.item(child).unwrap().parent(), Some(p2));
+
+    // ADO: back under the first parent → ClickUp follows.
+    let w = h.bed.ado.item(child).unwrap();
+    let idx = w
+        .relations
+        .iter()
+        .position(|r| r.rel == "System.LinkTypes.Hierarchy-Reverse")
+        .unwrap();
+    h.bed
+        .ado
+        .ui_patch_raw(
+            child,
+            vec![
+                json!({"op": "remove", "path": format!("/relations/{idx}")}),
+                json!({"op": "add", "path": "/relations/-", "value": {
+                    "rel": "System.LinkTypes.Hierarchy-Reverse", "url": h.bed.ado.api_url(p1)}}),
+            ],
+        )
+        .unwrap();
+    h.converge(5).await;
+    assert_eq!(h.bed.clickup.task(&tc).unwrap().parent(), Some(t1.as_str()));
+}

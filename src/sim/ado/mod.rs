@@ -346,6 +346,19 @@ impl AdoSim {
     pub fn ui_add_relation(&self, id: i64, rel: &str, url: &str) -> Result<(), SimError> {
         self.inner.ui_add_relation(id, rel, url)
     }
+    /// Any JSON-Patch edit (relations removed by index, several ops at once) as a person in
+    /// the web UI would make it: one revision.
+    pub fn ui_patch_raw(&self, id: i64, ops: Vec<Value>) -> Result<(), SimError> {
+        let ops: Vec<PatchOp> = ops
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| SimError::Invalid(format!("not a JSON-Patch operation: {e}")))?;
+        if lock(&self.inner.store).live(id).is_none() {
+            return Err(SimError::NotFound(id));
+        }
+        self.inner.ui_patch(Target::Update(id), &ops).map(|_| ())
+    }
     pub fn ui_delete(&self, id: i64) -> Result<(), SimError> {
         self.inner.ui_delete(id)
     }
