@@ -125,6 +125,11 @@ pub struct HttpPolicy {
     /// Client-side limit per token; `None` = no client-side limit (ADO's budget is in TSTUs,
     /// which a client cannot count, so it relies on the service's headers instead).
     pub requests_per_minute: Option<u32>,
+    /// The window `requests_per_minute` is counted over: a minute. Only a time-scaled
+    /// benchmark changes it (1 s standing for ClickUp's minute, with the simulator's window
+    /// scaled the same way).
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
     /// The longest a 429 or a rate-limit header may make one call wait; beyond it the call
     /// fails with [`ApiError::RateLimited`] and the engine tries again next cycle.
     #[serde(with = "humantime_serde")]
@@ -140,6 +145,7 @@ impl Default for HttpPolicy {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             requests_per_minute: None,
+            rate_window: Duration::from_secs(60),
             max_rate_limit_wait: Duration::from_secs(120),
         }
     }
@@ -378,21 +384,35 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// Client-side limiters, one per (side, token, rate), so that several clients built with the
-/// same token share one budget. Keyed by a hash: the registry never holds a token.
-fn limiter_for(side: Side, token: &str, per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
-    type Registry = Mutex<HashMap<(Vec<u8>, u32), Arc<DefaultDirectRateLimiter>>>;
+/// Client-side limiters, one per (side, token, rate, window), so that several clients built
+/// with the same token share one budget. Keyed by a hash: the registry never holds a token.
+fn limiter_for(
+    side: Side,
+    token: &str,
+    per_window: u32,
+    window: Duration,
+) -> Arc<DefaultDirectRateLimiter> {
+    type Registry = Mutex<HashMap<(Vec<u8>, u32, Duration), Arc<DefaultDirectRateLimiter>>>;
     static LIMITERS: OnceLock<Registry> = OnceLock::new();
     let mut h = Sha256::new();
     h.update(side.as_str().as_bytes());
     h.update([0u8]);
     h.update(token.as_bytes());
-    let key = (h.finalize().to_vec(), per_minute);
-    let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    let key = (h.finalize().to_vec(), per_window, window);
+    let rate = NonZeroU32::new(per_window).unwrap_or(NonZeroU32::MIN);
+    // `per_minute` is `with_period(60 s / rate)` with a burst of `rate`: a scaled window keeps
+    // that shape, so a time-scaled run behaves as the real one does.
+    let quota = if window == Duration::from_secs(60) {
+        Quota::per_minute(rate)
+    } else {
+        Quota::with_period(window / rate.get())
+            .map(|q| q.allow_burst(rate))
+            .unwrap_or_else(|| Quota::per_minute(rate))
+    };
     let map = LIMITERS.get_or_init(|| Mutex::new(HashMap::new()));
     lock(map)
         .entry(key)
-        .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(rate))))
+        .or_insert_with(|| Arc::new(RateLimiter::direct(quota)))
         .clone()
 }
 
@@ -426,7 +446,7 @@ impl Transport {
         let limiter = policy
             .requests_per_minute
             .filter(|n| *n > 0)
-            .map(|n| limiter_for(side, token, n));
+            .map(|n| limiter_for(side, token, n, policy.rate_window));
         Ok(Transport {
             client,
             side,
@@ -706,7 +726,8 @@ mod tests {
 
     #[test]
     fn limiter_is_sized_per_minute_and_shared_per_token() {
-        let a = limiter_for(Side::ClickUp, "pk_limiter_test", 60);
+        let minute = Duration::from_secs(60);
+        let a = limiter_for(Side::ClickUp, "pk_limiter_test", 60, minute);
         for i in 0..60 {
             assert!(a.check().is_ok(), "request {i} of the first minute refused");
         }
@@ -715,10 +736,31 @@ mod tests {
             "the 61st request within a minute must wait"
         );
         // Another client with the same token shares the budget; another token does not.
-        assert!(limiter_for(Side::ClickUp, "pk_limiter_test", 60)
+        assert!(limiter_for(Side::ClickUp, "pk_limiter_test", 60, minute)
             .check()
             .is_err());
-        assert!(limiter_for(Side::ClickUp, "pk_other", 60).check().is_ok());
+        assert!(limiter_for(Side::ClickUp, "pk_other", 60, minute)
+            .check()
+            .is_ok());
+    }
+
+    #[test]
+    fn a_scaled_window_keeps_the_burst_and_refills_within_the_window() {
+        let window = Duration::from_millis(200);
+        let l = limiter_for(Side::ClickUp, "pk_scaled_window_test", 10, window);
+        for i in 0..10 {
+            assert!(l.check().is_ok(), "request {i} of the first window refused");
+        }
+        assert!(
+            l.check().is_err(),
+            "the 11th request within the window must wait"
+        );
+        std::thread::sleep(window);
+        for i in 0..10 {
+            assert!(l.check().is_ok(), "request {i} after one window refused");
+        }
+        // The default window is a minute, as before.
+        assert_eq!(HttpPolicy::default().rate_window, Duration::from_secs(60));
     }
 
     #[test]
