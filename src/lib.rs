@@ -2,6 +2,7 @@
 //! ClickUp tasks in two-way sync. See ARCHITECTURE.md for the code map and where each
 //! invariant is kept.
 pub mod ado;
+pub mod bench;
 pub mod clickup;
 pub mod config;
 pub mod core;

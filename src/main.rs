@@ -19,6 +19,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use ado_clickup_sync::ado::{AdoClient, AdoState, AdoWorkItemType};
+use ado_clickup_sync::bench;
 use ado_clickup_sync::clickup::{ClickUpClient, ClickUpList};
 use ado_clickup_sync::config::{self, Config, LogFormat, PairConfig};
 use ado_clickup_sync::core::mapping::MappingIssue;
@@ -322,11 +323,6 @@ fn level_filter(spec: &str, key: &str) -> Result<tracing_subscriber::EnvFilter> 
         .map_err(|e| input_error(format!("{key} = {s:?} is not a valid log filter: {e}")))
 }
 
-fn not_implemented(name: &str) -> Result<ExitCode> {
-    eprintln!("{name}: not implemented yet");
-    Ok(ExitCode::from(EXIT_INPUT))
-}
-
 // ---------------------------------------------------------------------------------------------
 // run, sync, demo, bench (to be implemented)
 // ---------------------------------------------------------------------------------------------
@@ -524,8 +520,47 @@ async fn cmd_demo(_ctx: &Ctx, args: DemoArgs) -> Result<ExitCode> {
     }
 }
 
-async fn cmd_bench(_ctx: &Ctx, _args: BenchArgs) -> Result<ExitCode> {
-    not_implemented("bench")
+async fn cmd_bench(_ctx: &Ctx, args: BenchArgs) -> Result<ExitCode> {
+    if std::env::var("RUST_LOG").map_or(true, |v| v.trim().is_empty()) {
+        // The bench prints its own progress; only problems go to the log.
+        init_logging(Some(("warn", "LOG_LEVEL")), LogFormat::Text)?;
+    } else {
+        init_logging_without_config()?;
+    }
+    let sizes = if args.quick {
+        bench::Sizes::quick()
+    } else {
+        bench::Sizes::full()
+    };
+    if cfg!(debug_assertions) && !args.quick {
+        eprintln!("note: a debug build; the figures are meant for `cargo run --release -- bench`");
+    }
+    let out = args.out.unwrap_or_else(|| PathBuf::from("target/bench"));
+    let progress = |s: &str| eprintln!("[bench] {s}");
+    let report = match bench::run(&sizes, &progress).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_PROBLEM));
+        }
+    };
+    let md = report.markdown();
+    println!("{md}");
+    let (md_path, json_path) = report.write(&out)?;
+    println!("Written: {} and {}", md_path.display(), json_path.display());
+    for r in report.missed() {
+        println!(
+            "target missed: figure {}, {}: median {}, min {}, max {} {} (target {})",
+            r.figure,
+            r.metric,
+            bench::num(r.median),
+            bench::num(r.min),
+            bench::num(r.max),
+            r.unit,
+            r.target.as_ref().map(|t| t.describe()).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------------------------
