@@ -743,7 +743,7 @@ impl Engine {
                     .changed_since(&lists, cu_since)
                     .await
                     .map_err(Self::api(&pair.name))?;
-                let cu_cursor = poll.max_date_updated();
+                let cu_cursor = poll.next_cursor();
                 let mut t = Touch {
                     ado_ids: changed.ids.into_iter().collect(),
                     ..Touch::default()

@@ -286,6 +286,8 @@ impl Call {
 /// An answer with a 2xx status.
 pub(crate) struct Reply {
     pub body: Bytes,
+    /// The service's clock when it answered (`Date`, whole seconds), if it said.
+    pub date: Option<DateTime<Utc>>,
 }
 
 impl Reply {
@@ -370,6 +372,9 @@ pub(crate) struct Transport {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Set from rate-limit headers: no request leaves before this instant.
     pause_until: Mutex<Option<tokio::time::Instant>>,
+    /// Requests sent and not yet answered: each will use one of the `Remaining` an answer
+    /// reports.
+    in_flight: std::sync::atomic::AtomicUsize,
     auth: HeaderValue,
     rules: HeaderRules,
     classify: Classifier,
@@ -454,6 +459,7 @@ impl Transport {
             policy,
             limiter,
             pause_until: Mutex::new(None),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             auth,
             rules,
             classify,
@@ -510,7 +516,10 @@ impl Transport {
         if let Some((body, ctype)) = &call.body {
             req = req.header(CONTENT_TYPE, *ctype).body(body.clone());
         }
+        // A pause may have been set while this call waited for the limiter.
+        self.wait_for_pause().await;
         let started = std::time::Instant::now();
+        let _in_flight = InFlight::enter(&self.in_flight);
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -554,7 +563,12 @@ impl Transport {
         let sign_in_page =
             self.rules == HeaderRules::Ado && status == StatusCode::NON_AUTHORITATIVE_INFORMATION;
         if status.is_success() && !sign_in_page {
-            return Ok(Reply { body });
+            let date = headers
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+                .map(|d| d.with_timezone(&Utc));
+            return Ok(Reply { body, date });
         }
         Err((self.classify)(
             &Failure {
@@ -602,13 +616,35 @@ impl Transport {
                 }
             }
             HeaderRules::ClickUp => {
-                if header_f64(headers, "x-ratelimit-remaining") == Some(0.0)
-                    && headers.contains_key("x-ratelimit-reset")
-                {
+                // The requests still in flight (besides this one) spend the window too: pause
+                // while what remains would not cover them, rather than let them hit a 429.
+                let others = self
+                    .in_flight
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    .saturating_sub(1) as f64;
+                let exhausted =
+                    header_f64(headers, "x-ratelimit-remaining").is_some_and(|left| left <= others);
+                if exhausted && headers.contains_key("x-ratelimit-reset") {
                     self.pause_for(rate_limit_wait(headers));
                 }
             }
         }
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

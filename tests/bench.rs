@@ -143,7 +143,6 @@ async fn quick_bench_runs_every_figure_with_exact_request_counts() {
 /// later edit moves the cursor: the window never ages out. With the default 5 min overlap a
 /// 10,000-task initial sync costs 100 pages per idle cycle.
 #[tokio::test]
-#[ignore = "engine issue: the ClickUp overlap window never ages out (docs/BENCHMARKS.md)"]
 async fn idle_cycles_return_to_two_requests_after_a_burst_of_creates() {
     let h = Harness::with(Setup {
         engine: EngineOptions {

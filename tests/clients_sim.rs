@@ -778,6 +778,43 @@ async fn clickup_429_with_reset_is_waited_out() {
 }
 
 #[tokio::test]
+async fn concurrent_clickup_calls_leave_headroom_for_requests_in_flight() {
+    // Four calls in flight at a time (the engine's default) against 10 requests per window:
+    // the client pauses as soon as what remains would not cover the calls already sent, so
+    // none of them runs into a 429.
+    let (sim, client, stats) = clickup().await;
+    let list = list_id(&sim);
+    let id = sim
+        .ui_create(
+            &list,
+            SimTaskInput {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    sim.set_rate_limit(RateLimit {
+        limit: 10,
+        window: Duration::from_secs(1),
+    });
+    let client = &client;
+    let id = &id;
+    let workers = (0..4).map(|_| async move {
+        for _ in 0..8 {
+            client.get_task(id).await.unwrap();
+        }
+    });
+    futures::future::join_all(workers).await;
+    assert_eq!(stats.count_status(Side::ClickUp, "task.get", 200), 32);
+    assert_eq!(
+        stats.count_status(Side::ClickUp, "task.get", 429),
+        0,
+        "{:?}",
+        stats.snapshot()
+    );
+}
+
+#[tokio::test]
 async fn clickup_500s_are_retried_for_reads() {
     let (sim, client, stats) = clickup().await;
     let list = list_id(&sim);

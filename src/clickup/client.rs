@@ -34,12 +34,26 @@ pub struct TaskPoll {
     pub failed: Vec<(ClickUpId, ApiError)>,
     /// Requests made.
     pub pages: usize,
+    /// The service's clock (ms, whole seconds) when it answered the first page.
+    pub server_time_ms: Option<i64>,
 }
 
 impl TaskPoll {
-    /// The largest `date_updated` seen (server time: the next cursor).
+    /// The largest `date_updated` seen (server time).
     pub fn max_date_updated(&self) -> Option<i64> {
         self.tasks.iter().map(|t| t.date_updated).max()
+    }
+
+    /// The next cursor: the service's time of the first page, or the newest change seen when
+    /// that is later. Taking the service's time lets the re-read window behind the cursor
+    /// age out once nothing changes (the newest change alone would keep the last burst in
+    /// it forever); a change committed before that time but not yet visible is caught by
+    /// that window.
+    pub fn next_cursor(&self) -> Option<i64> {
+        match (self.server_time_ms, self.max_date_updated()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -300,6 +314,9 @@ impl ClickUpClient {
                 .send(Call::new(Method::GET, url, "team.tasks", page_op.clone()))
                 .await?;
             out.pages += 1;
+            if out.server_time_ms.is_none() {
+                out.server_time_ms = reply.date.map(|d| d.timestamp_millis());
+            }
             let decoded =
                 mapping::decode_tasks_page(&reply.body, self.backlink_field_id.as_deref())
                     .map_err(|e| with_op(e, &page_op))?;

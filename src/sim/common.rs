@@ -200,6 +200,9 @@ pub struct Observer {
     pub error_body: ErrorBodyFn,
     /// Paths under this prefix (the control API) are neither logged nor faulted.
     pub control_prefix: &'static str,
+    /// The service's clock: answers carry it in `Date`, as a real service's come from the
+    /// same clock as its timestamps.
+    pub clock: Arc<SimClock>,
 }
 
 /// Middleware: applies scripted faults and logs every answered API request.
@@ -247,6 +250,15 @@ pub async fn observe(State(obs): State<Observer>, req: Request, next: Next) -> R
         query,
         status: response.status().as_u16(),
     });
+    let mut response = response;
+    let date = obs
+        .clock
+        .now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        response.headers_mut().insert(axum::http::header::DATE, v);
+    }
     response
 }
 

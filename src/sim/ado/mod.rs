@@ -257,6 +257,7 @@ pub async fn start(opts: AdoSimOptions) -> Result<AdoSim, SimError> {
         faults: inner.faults.clone(),
         error_body: errors::fault_body,
         control_prefix: "/__sim",
+        clock: inner.clock.clone(),
     };
     let app = control::router(inner.clone())
         .fallback(routes::dispatch)

@@ -130,6 +130,7 @@ pub(crate) fn router(inner: App) -> Router {
         faults: inner.faults.clone(),
         error_body: fault_body,
         control_prefix: "/__sim",
+        clock: inner.clock.clone(),
     };
     Router::new()
         .merge(api)
