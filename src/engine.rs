@@ -1163,6 +1163,9 @@ impl Engine {
             .iter()
             .copied()
             .filter(|id| !linked_ado.contains(id))
+            // A sweep creates counterparts for items in scope only (a retry may name one
+            // that has moved out).
+            .filter(|id| sweep_ado.is_none_or(|s| s.contains(id)))
             .collect();
         let mut ado_failed: HashSet<AdoId> = HashSet::new();
         for (ids, relations) in [(to_read_linked, false), (to_read_new, true)] {
