@@ -5,11 +5,15 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # 1. Dependency layer: build a dummy crate with the real manifests so that `cargo build` of the
-#    dependencies is cached until Cargo.toml / Cargo.lock change.
+#    dependencies is cached until Cargo.toml / Cargo.lock change. The dummy crate's own
+#    fingerprints and artefacts (lib and bin) go too: COPY keeps the sources' older mtimes, so
+#    cargo would otherwise take the dummy lib for fresh and the real build would not compile.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
  && cargo build --release --locked \
- && rm -rf src target/release/deps/ado_clickup_sync* target/release/ado-clickup-sync*
+ && rm -rf src target/release/.fingerprint/ado-clickup-sync-* \
+      target/release/deps/ado_clickup_sync-* target/release/deps/libado_clickup_sync-* \
+      target/release/ado-clickup-sync*
 # 2. The real build: the same command the tests' release build uses.
 COPY schema.sql ./
 COPY src ./src
