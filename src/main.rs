@@ -333,7 +333,12 @@ async fn cmd_run(ctx: &Ctx) -> Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let _signals = daemon::cancel_on_signal(shutdown.clone())
         .context("installing the SIGTERM/SIGINT handlers")?;
-    let engine = Arc::new(service::engine(&cfg).await.map_err(service_error)?);
+    // A ClickUp outage at start must not stop the daemon: it retries in its cycles.
+    let engine = Arc::new(
+        service::engine(&cfg, service::LinkFieldLookup::NowOrInCycles)
+            .await
+            .map_err(service_error)?,
+    );
     let (running, schedule) =
         service::start_daemon(engine, DaemonOptions::from_config(&cfg), shutdown.clone())
             .await
@@ -362,9 +367,10 @@ async fn cmd_run(ctx: &Ctx) -> Result<ExitCode> {
 /// field) is bad input, exit code 2; anything else is a failure to start.
 fn service_error(e: service::ServiceError) -> anyhow::Error {
     match e {
-        service::ServiceError::Config(_) | service::ServiceError::LinkFieldNotFound { .. } => {
-            input_error(e)
-        }
+        service::ServiceError::Config(_)
+        | service::ServiceError::LinkField(ado_clickup_sync::clickup::LinkFieldError::NotFound {
+            ..
+        }) => input_error(e),
         other => anyhow::Error::new(other).context("starting the sync engine"),
     }
 }
@@ -403,7 +409,7 @@ impl Observer for Progress {
 async fn cmd_sync(ctx: &Ctx, args: SyncArgs) -> Result<ExitCode> {
     let cfg = ctx.config()?;
     let progress = Arc::new(Progress::default());
-    let engine = service::engine(&cfg)
+    let engine = service::engine(&cfg, service::LinkFieldLookup::Now)
         .await
         .map_err(service_error)?
         .with_observer(progress.clone());

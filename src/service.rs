@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::ado::AdoClient;
-use crate::clickup::ClickUpClient;
+use crate::clickup::{ClickUpClient, LinkFieldError};
 use crate::config::{Config, ConfigError};
 use crate::daemon::{self, CycleOutcome, Health, Metrics, Nudger, RunReport, ScheduleOptions};
 use crate::engine::{CycleRequest, Engine, EngineError, EngineOptions, Mode};
@@ -22,14 +22,8 @@ pub enum ServiceError {
     Config(#[from] ConfigError),
     #[error("setting up the API clients: {0}")]
     Client(ApiError),
-    #[error(
-        "config key `clickup.link_field`: no custom field named or with id {field:?} in the \
-         pairs' ClickUp lists ({lists}). Fix: create a URL custom field with that name, or \
-         remove the key to recover creates by exact name instead"
-    )]
-    LinkFieldNotFound { field: String, lists: String },
-    #[error("looking up the ClickUp link field: {0}")]
-    LinkField(ApiError),
+    #[error("{0}")]
+    LinkField(LinkFieldError),
     #[error("opening the store: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -50,55 +44,54 @@ pub fn engine_options(cfg: &Config) -> EngineOptions {
     }
 }
 
+/// When the ClickUp link field is looked up at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFieldLookup {
+    /// Now, and any failure is an error (one-shot commands: nothing to retry with).
+    Now,
+    /// Now, but when ClickUp is unreachable or busy the daemon starts anyway and every
+    /// cycle tries again before it syncs (a field that does not exist is still an error).
+    NowOrInCycles,
+}
+
 /// Both clients (sharing one request counter), with the ClickUp link field resolved from its
 /// name or id.
 pub async fn clients(
     cfg: &Config,
+    lookup: LinkFieldLookup,
 ) -> Result<(Arc<AdoClient>, Arc<ClickUpClient>, Arc<ApiStats>), ServiceError> {
     let stats = ApiStats::new();
     let ado =
         AdoClient::new(cfg.ado_client_config()?, stats.clone()).map_err(ServiceError::Client)?;
-    let mut cu_cfg = cfg.clickup_client_config()?;
-    if let Some(field) = cfg.clickup.link_field.as_deref().map(str::trim) {
-        let probe =
-            ClickUpClient::new(cu_cfg.clone(), stats.clone()).map_err(ServiceError::Client)?;
-        let mut lists: Vec<&String> = cfg.pairs.iter().flat_map(|p| &p.clickup.list_ids).collect();
+    let mut clickup = ClickUpClient::new(cfg.clickup_client_config()?, stats.clone())
+        .map_err(ServiceError::Client)?;
+    if let Some(field) = cfg.clickup.link_field.as_deref() {
+        let mut lists: Vec<String> = cfg
+            .pairs
+            .iter()
+            .flat_map(|p| p.clickup.list_ids.iter().cloned())
+            .collect();
         lists.dedup();
-        let mut found = None;
-        for l in &lists {
-            let fields = probe
-                .custom_fields(l)
-                .await
-                .map_err(ServiceError::LinkField)?;
-            found = fields
-                .into_iter()
-                .find(|f| f.id == field || f.name.trim().eq_ignore_ascii_case(field))
-                .map(|f| f.id);
-            if found.is_some() {
-                break;
+        clickup = clickup.with_link_field_search(field, lists);
+        match clickup.resolve_link_field().await {
+            Ok(()) => {}
+            Err(LinkFieldError::Api(e))
+                if lookup == LinkFieldLookup::NowOrInCycles && e.is_retryable() =>
+            {
+                tracing::warn!(
+                    error = %e,
+                    "ClickUp is unavailable: the link field will be looked up before the first cycle"
+                );
             }
-        }
-        match found {
-            Some(id) => cu_cfg.backlink_field_id = Some(id),
-            None => {
-                return Err(ServiceError::LinkFieldNotFound {
-                    field: field.to_string(),
-                    lists: lists
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
-            }
+            Err(e) => return Err(ServiceError::LinkField(e)),
         }
     }
-    let clickup = ClickUpClient::new(cu_cfg, stats.clone()).map_err(ServiceError::Client)?;
     Ok((Arc::new(ado), Arc::new(clickup), stats))
 }
 
 /// The engine for a configuration, with its store opened (and migrated).
-pub async fn engine(cfg: &Config) -> Result<Engine, ServiceError> {
-    let (ado, clickup, stats) = clients(cfg).await?;
+pub async fn engine(cfg: &Config, lookup: LinkFieldLookup) -> Result<Engine, ServiceError> {
+    let (ado, clickup, stats) = clients(cfg, lookup).await?;
     let store = Store::open_url(&cfg.database_url).await?;
     Ok(Engine::new(
         cfg.pairs.clone(),

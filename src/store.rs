@@ -102,6 +102,11 @@ pub enum StoreError {
         location: String,
         tables: Vec<String>,
     },
+    #[error("cannot take the cycle lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the embedded schema.sql is malformed: {0}")]
     SchemaFile(String),
     #[error("{doing}: {source}")]
@@ -2416,6 +2421,13 @@ fn create_parent(path: &Path) -> Result<()> {
 
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
 
+/// Held for the length of a cycle that may write (see [`Store::try_lock_cycles`]); dropping
+/// it releases the lock.
+#[derive(Debug)]
+pub struct CycleLock {
+    _file: Option<std::fs::File>,
+}
+
 /// The async handle to the store: a dedicated thread owns the [`Db`] and runs the closures
 /// sent to it one at a time, in order. Cheap to clone; the thread ends when the last clone is
 /// dropped (after running the closures already sent).
@@ -2465,6 +2477,38 @@ impl Store {
 
     pub fn location(&self) -> &DbLocation {
         &self.location
+    }
+
+    /// Takes the database's cycle lock if no other holder has it: `Ok(None)` when another
+    /// process (or another handle in this one) is running a cycle on the same file. Two
+    /// cycles at once would both see the same unlinked items and create them twice (an
+    /// intent only guards against a crash, not against a second writer); SQLite's own locks
+    /// are per transaction and a cycle spans many. An advisory lock on `<db>.lock`, released
+    /// by the kernel when the process dies, so a kill -9 never leaves it stuck.
+    pub fn try_lock_cycles(&self) -> Result<Option<CycleLock>> {
+        let path = match &*self.location {
+            DbLocation::Memory => return Ok(Some(CycleLock { _file: None })),
+            DbLocation::File(p) => {
+                let mut name = p.as_os_str().to_owned();
+                name.push(".lock");
+                PathBuf::from(name)
+            }
+        };
+        let lock_err = |source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(CycleLock { _file: Some(file) })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
+        }
     }
 
     /// Runs `f` on the store's thread and returns its result. `f` runs to completion even if

@@ -317,3 +317,59 @@ async fn demo_exits_0_with_both_sides_equal() {
     assert!(stdout.contains("the webhook woke the daemon"), "{stdout}");
     assert!(!stdout.contains("| NO"), "{stdout}");
 }
+
+/// ClickUp unavailable while the daemon starts (here: its custom-field lookup answers 503):
+/// the daemon stays up, says why in its health, and syncs once ClickUp answers again. It
+/// used to exit after the lookup's retries, with no health endpoint in the meantime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clickup_outage_at_start_delays_the_first_sync_but_does_not_stop_the_daemon() {
+    let sim = SimProc::start(0, 0);
+    sim.ado_create("Before the outage").await;
+    sim.post(
+        false,
+        "/__sim/faults",
+        json!({"method": "GET", "path_contains": "/field",
+               "fault": {"kind": "status", "status": 503}, "probability": 1.0}),
+    )
+    .await;
+    let port = free_port();
+    let setup = Setup::new(
+        &sim,
+        ConfigOpts {
+            port,
+            ..ConfigOpts::default()
+        },
+    );
+    let mut d = Daemon::start(&sim, &setup, port);
+    let why = wait_for(Duration::from_secs(60), || async {
+        d.health().await.is_some_and(|(c, b)| {
+            c == 503
+                && b["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("link field"))
+        })
+    })
+    .await;
+    assert!(
+        why.is_some(),
+        "health never said the link field lookup failed (exited: {:?})",
+        d.child.try_wait()
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon exited");
+    assert!(
+        sim.tasks().await.is_empty(),
+        "synced without the link field"
+    );
+
+    reqwest::Client::new()
+        .delete(format!("{}/__sim/faults", sim.clickup))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    first_sync(&sim, &d, 1, &setup).await;
+    let tasks = sim.tasks().await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["name"], json!("Before the outage"));
+}

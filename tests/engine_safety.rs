@@ -503,3 +503,55 @@ async fn deletion_policies_unlink_or_mirror() {
     assert_eq!(h.bed.clickup.task(&t).unwrap().status(), "complete");
     assert_eq!(h.bed.ado.item(ca).unwrap().state(), "Removed");
 }
+
+/// A second process on the same database (`sync --once` while the daemon runs, or two
+/// daemons) must not create anything twice: both would see the same unlinked items. The
+/// second cycle waits for the first and then finds everything linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_engines_on_one_database_never_create_twice() {
+    let h = Harness::start().await;
+    for i in 0..30 {
+        h.ado_create(&format!("ADO item {i}"), json!({}));
+        h.cu_create(SimTaskInput {
+            name: format!("ClickUp task {i}"),
+            ..SimTaskInput::default()
+        });
+    }
+    // A second store handle on the same file, as another process opens it.
+    let other_store =
+        ado_clickup_sync::store::Store::open_url(h.dir.path().join("sync.db").to_str().unwrap())
+            .await
+            .unwrap();
+    let pair = h.bed.pair("team", MappingConfig::default());
+    let (other, _) = Harness::engine_for(&h.bed, other_store, vec![pair], EngineOptions::default());
+    let req = CycleRequest::incremental();
+    let cancel = CancellationToken::new();
+    let (a, b) = tokio::join!(h.engine.cycle(&req, &cancel), other.cycle(&req, &cancel));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for p in a.pairs.iter().chain(&b.pairs) {
+        assert!(p.error.is_none(), "pair {} failed: {:?}", p.pair, p.error);
+    }
+    assert_eq!(a.tally().failed + b.tally().failed, 0);
+    assert_eq!(
+        a.tally().created_ado + b.tally().created_ado,
+        30,
+        "ClickUp tasks created in ADO"
+    );
+    assert_eq!(
+        a.tally().created_clickup + b.tally().created_clickup,
+        30,
+        "ADO items created in ClickUp"
+    );
+    let mut titles: Vec<String> = h
+        .bed
+        .ado
+        .items()
+        .iter()
+        .map(|w| w.title().to_string())
+        .collect();
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), 60);
+    assert_eq!(h.bed.ado.items().len(), 60, "no ADO item twice");
+    assert_eq!(h.bed.clickup.tasks().len(), 60, "no ClickUp task twice");
+}

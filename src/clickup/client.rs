@@ -57,11 +57,27 @@ impl TaskPoll {
     }
 }
 
+/// Why the configured back-link field could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkFieldError {
+    #[error(
+        "config key `clickup.link_field`: no custom field named or with id {field:?} in the \
+         pairs' ClickUp lists ({lists}). Fix: create a URL custom field with that name, or \
+         remove the key to recover creates by exact name instead"
+    )]
+    NotFound { field: String, lists: String },
+    #[error("looking up the ClickUp link field: {0}")]
+    Api(ApiError),
+}
+
 /// The ClickUp client. Cheap to share behind an `Arc`; `Debug` never shows the token.
 pub struct ClickUpClient {
     base: url::Url,
     team_id: String,
-    backlink_field_id: Option<String>,
+    /// The back-link field's id: from the config, or found by [`Self::resolve_link_field`].
+    backlink_field_id: std::sync::OnceLock<String>,
+    /// The field (name or id) to look up in these lists while the id is unknown.
+    link_field_search: Option<(String, Vec<String>)>,
     http: Transport,
     /// The token's own user, once verified (tells a vanished task from a bad token).
     me: tokio::sync::OnceCell<ClickUpUser>,
@@ -190,7 +206,12 @@ impl ClickUpClient {
         Ok(ClickUpClient {
             base,
             team_id: cfg.team_id,
-            backlink_field_id: cfg.backlink_field_id.filter(|f| !f.is_empty()),
+            backlink_field_id: cfg
+                .backlink_field_id
+                .filter(|f| !f.is_empty())
+                .map(std::sync::OnceLock::from)
+                .unwrap_or_default(),
+            link_field_search: None,
             http,
             me: tokio::sync::OnceCell::new(),
             members: tokio::sync::Mutex::new(None),
@@ -203,7 +224,46 @@ impl ClickUpClient {
 
     /// The id of the back-link custom field, when one is configured.
     pub fn backlink_field_id(&self) -> Option<&str> {
-        self.backlink_field_id.as_deref()
+        self.backlink_field_id.get().map(String::as_str)
+    }
+
+    /// Looks the back-link field up by name or id in `lists` (in that order) when
+    /// [`Self::resolve_link_field`] is called, unless the config already gave its id.
+    pub fn with_link_field_search(mut self, field: &str, lists: Vec<String>) -> Self {
+        self.link_field_search = Some((field.trim().to_string(), lists));
+        self
+    }
+
+    /// Whether a back-link field is configured but its id is not known yet.
+    pub fn link_field_pending(&self) -> bool {
+        self.link_field_search.is_some() && self.backlink_field_id.get().is_none()
+    }
+
+    /// Finds the configured back-link field's id (a no-op once known). Until it is known no
+    /// cycle may run: without it the back-links of existing tasks are invisible and their
+    /// items would be created again.
+    pub async fn resolve_link_field(&self) -> Result<(), LinkFieldError> {
+        let Some((field, lists)) = &self.link_field_search else {
+            return Ok(());
+        };
+        if self.backlink_field_id.get().is_some() {
+            return Ok(());
+        }
+        for l in lists {
+            let fields = self.custom_fields(l).await.map_err(LinkFieldError::Api)?;
+            if let Some(f) = fields
+                .into_iter()
+                .find(|f| f.id == *field || f.name.trim().eq_ignore_ascii_case(field))
+            {
+                // A concurrent resolver found the same field; either value is the one.
+                let _ = self.backlink_field_id.set(f.id);
+                return Ok(());
+            }
+        }
+        Err(LinkFieldError::NotFound {
+            field: field.clone(),
+            lists: lists.join(", "),
+        })
     }
 
     pub fn team_id(&self) -> &str {
@@ -317,9 +377,8 @@ impl ClickUpClient {
             if out.server_time_ms.is_none() {
                 out.server_time_ms = reply.date.map(|d| d.timestamp_millis());
             }
-            let decoded =
-                mapping::decode_tasks_page(&reply.body, self.backlink_field_id.as_deref())
-                    .map_err(|e| with_op(e, &page_op))?;
+            let decoded = mapping::decode_tasks_page(&reply.body, self.backlink_field_id())
+                .map_err(|e| with_op(e, &page_op))?;
             for t in decoded.tasks {
                 match index.get(&t.id) {
                     Some(&i) => {
@@ -361,7 +420,7 @@ impl ClickUpClient {
             .send(Call::new(Method::GET, url, "task.get", op.clone()))
             .await
         {
-            Ok(reply) => mapping::decode_task(&reply.body, self.backlink_field_id.as_deref())
+            Ok(reply) => mapping::decode_task(&reply.body, self.backlink_field_id())
                 .map_err(|e| with_op(e, &op)),
             Err(e) if is_team_not_authorized(&e) => {
                 // Only a valid token makes this mean "the task is gone".
@@ -447,13 +506,12 @@ impl ClickUpClient {
             c.list_id, c.backlink_url
         );
         let assignees = self.member_ids(&c.fields.assignees_add, true, &op).await?;
-        let body = mapping::create_body(c, &assignees, self.backlink_field_id.as_deref())?;
+        let body = mapping::create_body(c, &assignees, self.backlink_field_id())?;
         let url = self.url(&["list", &c.list_id, "task"], &[]);
         let reply = self
             .send(Call::new(Method::POST, url, "task.create", op.clone()).json(&body))
             .await?;
-        mapping::decode_task(&reply.body, self.backlink_field_id.as_deref())
-            .map_err(|e| with_op(e, &op))
+        mapping::decode_task(&reply.body, self.backlink_field_id()).map_err(|e| with_op(e, &op))
     }
 
     /// Applies a patch: scalar fields with `PUT`, tags through the tag endpoints (Update Task
@@ -480,7 +538,7 @@ impl ClickUpClient {
                 )
                 .await?;
             if no_tags {
-                return mapping::decode_task(&reply.body, self.backlink_field_id.as_deref())
+                return mapping::decode_task(&reply.body, self.backlink_field_id())
                     .map_err(|e| with_op(e, &op));
             }
         }
@@ -502,7 +560,7 @@ impl ClickUpClient {
     /// Writes the ADO URL into the configured back-link custom field, then re-reads the task.
     pub async fn set_backlink(&self, id: &str, url: &str) -> Result<ClickUpRecord, ApiError> {
         let op = format!("set the back-link of ClickUp task {id} to {url}");
-        let Some(fid) = self.backlink_field_id.clone() else {
+        let Some(fid) = self.backlink_field_id().map(str::to_string) else {
             return Err(ApiError::validation(
                 &op,
                 "no back-link custom field is configured",

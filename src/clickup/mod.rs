@@ -9,7 +9,7 @@ pub mod mapping;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-pub use client::{ClickUpClient, TaskPoll};
+pub use client::{ClickUpClient, LinkFieldError, TaskPoll};
 
 use crate::core::model::{ClickUpStatusType, ClickUpUser};
 use crate::remote::HttpPolicy;

@@ -42,8 +42,9 @@ use crate::core::plan::{
 };
 use crate::remote::{ApiError, ApiStats};
 use crate::store::{
-    AuditAction, AuditEntry, AuditOutcome, ConflictValues, CycleCounts, CycleId, CycleKind, Db,
-    Intent, ItemRef, Link, LinkState, NewLink, Resolution, RetryPolicy, Store, StoreError,
+    AuditAction, AuditEntry, AuditOutcome, ConflictValues, CycleCounts, CycleId, CycleKind,
+    CycleLock, Db, Intent, ItemRef, Link, LinkState, NewLink, Resolution, RetryPolicy, Store,
+    StoreError,
 };
 
 /// At most this many plan/apply passes per pair and cycle (a pass links new items, the next
@@ -72,7 +73,9 @@ pub enum EngineError {
     UnknownPair { name: String, known: String },
     #[error("failpoint {0} fired")]
     Injected(&'static str),
-    #[error("{0} pairs failed: {1}")]
+    #[error("{0}")]
+    LinkField(#[from] crate::clickup::LinkFieldError),
+    #[error("pairs failed ({0}): {1}")]
     Pairs(usize, String),
 }
 
@@ -436,6 +439,31 @@ impl Engine {
         }
     }
 
+    /// Waits for the database's cycle lock (another process's cycle on the same file), or
+    /// `None` when cancelled first. A dry run writes nothing and does not take it.
+    async fn lock_cycles(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Option<CycleLock>, EngineError> {
+        let mut told = false;
+        loop {
+            if let Some(lock) = self.store.try_lock_cycles()? {
+                return Ok(Some(lock));
+            }
+            if !told {
+                tracing::info!(
+                    database = %self.store.location(),
+                    "another process is running a sync cycle on this database; waiting for it"
+                );
+                told = true;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(None),
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
     /// Runs one cycle over the requested pairs. A pair that fails does not stop the others;
     /// the report says which failed ([`CycleReport::error`]).
     pub async fn cycle(
@@ -459,6 +487,17 @@ impl Engine {
                 vec![p]
             }
             None => self.pairs.iter().collect(),
+        };
+        // Without the back-link field's id existing links by marker are invisible: no cycle
+        // until it is known (the daemon starts without it when ClickUp is down).
+        self.clickup.resolve_link_field().await?;
+        let _lock = if req.dry_run {
+            None
+        } else {
+            match self.lock_cycles(cancel).await? {
+                Some(lock) => Some(lock),
+                None => return Ok(CycleReport::default()),
+            }
         };
         let before = self.stats.total(Side::Ado) + self.stats.total(Side::ClickUp);
         let mut report = CycleReport::default();
