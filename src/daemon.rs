@@ -625,16 +625,19 @@ impl Collector for ApiCollector {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut rows: Vec<(String, String, u64)> =
-            sources.iter().flat_map(|s| s.api_counts()).collect();
-        rows.sort();
+        // A source may count finer than side and status (per endpoint, per client): one
+        // series per label set, or Prometheus rejects the scrape.
+        let mut rows: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for (side, status, n) in sources.iter().flat_map(|s| s.api_counts()) {
+            *rows.entry((side, status)).or_default() += n;
+        }
         let mut metric = encoder.encode_descriptor(
             "api_requests",
             "API requests sent, by side and HTTP status.",
             None,
             MetricType::Counter,
         )?;
-        for (side, status, count) in &rows {
+        for ((side, status), count) in &rows {
             let labels = [("side", side.as_str()), ("status", status.as_str())];
             let family = metric.encode_family(&labels)?;
             ConstCounter::new(*count).encode(family)?;

@@ -399,9 +399,11 @@ async fn metrics_expose_recorded_values() {
     );
     m.record_cycle(false, Duration::from_millis(200), None, Utc::now());
     m.add_api_source(Arc::new(|| {
+        // Two endpoints with the same side and status (the clients count per endpoint).
         vec![
-            ("ado".to_string(), "200".to_string(), 42u64),
+            ("ado".to_string(), "200".to_string(), 40u64),
             ("clickup".to_string(), "429".to_string(), 3u64),
+            ("ado".to_string(), "200".to_string(), 2u64),
         ]
     }));
     let resp = s.client.get(s.url("/metrics")).send().await.unwrap();
@@ -427,6 +429,13 @@ async fn metrics_expose_recorded_values() {
             "missing {line:?} in:\n{text}"
         );
     }
+    let series = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("ado_clickup_sync_api_requests_total{side=\"ado\",status=\"200\"}")
+        })
+        .count();
+    assert_eq!(series, 1, "one series per label set:\n{text}");
     assert!(text.contains("# TYPE ado_clickup_sync_cycle_duration_seconds histogram"));
     assert!(text.contains("ado_clickup_sync_cycle_duration_seconds_bucket{le=\"1.6\"} 2"));
     assert!(!text.contains(".."), "help texts end with one period");
