@@ -710,7 +710,7 @@ impl Engine {
             };
             let ado_records: Vec<AdoRecord> = obs.ado.values().cloned().collect();
             let cu_records: Vec<ClickUpRecord> = obs.clickup.values().cloned().collect();
-            let plan = plan::plan(&PlanInput {
+            let mut input = PlanInput {
                 pair: &pair.name,
                 links: &obs.links,
                 ado_records: &ado_records,
@@ -726,7 +726,17 @@ impl Engine {
                 },
                 scope: obs.scope,
                 now: Utc::now(),
-            })?;
+            };
+            let plan = match plan::plan(&input) {
+                // A dry run is the preview the refusal asks for: show the refused plan too.
+                Err(e) if req.dry_run && !input.limits.force => {
+                    input.limits.force = true;
+                    let p = plan::plan(&input)?;
+                    rep.error = Some(format!("{e} (dry run: the plan shown would be refused)"));
+                    p
+                }
+                other => other?,
+            };
             for i in &plan.issues {
                 tracing::info!(pair = %pair.name, issue = ?i, "mapping issue");
             }
