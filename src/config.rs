@@ -23,11 +23,8 @@ pub enum ConfigError {
         problem: String,
         fix: String,
     },
-    #[error("reading config file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: config::ConfigError,
-    },
+    #[error("reading config file {path}: {message}")]
+    File { path: PathBuf, message: String },
     #[error("reading secret file {path} (from `{key}`): {source}")]
     SecretFile {
         key: String,
@@ -465,7 +462,24 @@ fn file_error(sources: &Sources, e: config::ConfigError) -> ConfigError {
         .local_file
         .clone()
         .unwrap_or_else(|| sources.default_file.clone());
-    ConfigError::File { path, source: e }
+    ConfigError::File {
+        path,
+        message: without_quoted_lines(&e.to_string()),
+    }
+}
+
+/// A TOML syntax error quotes the offending line (`5 | pat = "…`), which may hold a secret
+/// put in the file by mistake: keep the position and the reason, drop the quote.
+fn without_quoted_lines(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            !(digits > 0 && t[digits..].trim_start().starts_with('|'))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Deserializes with the full key path in every error (e.g. `pairs[0].mapping.fields.title`).

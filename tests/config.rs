@@ -313,3 +313,17 @@ fn a_missing_explicit_config_file_is_an_error() {
         .to_string();
     assert!(err.contains("--config"), "{err}");
 }
+
+/// A TOML syntax error quotes the broken line; when that line holds a secret (put in the
+/// file by mistake, unterminated), the error must still not show it.
+#[test]
+fn a_syntax_error_on_a_secret_line_does_not_show_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = write(dir.path(), "local.toml", "[ado]\npat = \"SEKRET-PAT-123\n");
+    let err = load_with_env(&sources(&local), &secrets())
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("SEKRET"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("local.toml"), "{err}");
+}
