@@ -223,7 +223,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             if e.chain().any(|c| c.is::<InputError>()) {
                 ExitCode::from(EXIT_INPUT)
             } else {
@@ -231,6 +231,22 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// before it already ends with (library errors print their source in their own message).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// What every command may need: the global options.
@@ -1561,7 +1577,13 @@ async fn cmd_conflicts(ctx: &Ctx, args: ConflictsArgs) -> Result<ExitCode> {
             let c = store
                 .call(move |db| db.resolve_conflict(id, resolution, now))
                 .await
-                .with_context(|| format!("resolving conflict {id} with {resolution}"))?;
+                .with_context(|| {
+                    let side = match take {
+                        TakeSide::Ado => "ADO",
+                        TakeSide::Clickup => "ClickUp",
+                    };
+                    format!("resolving conflict {id} by taking the {side} value")
+                })?;
             let (winner, value, target) = match take {
                 TakeSide::Ado => ("ADO", &c.values.ado, "ClickUp task"),
                 TakeSide::Clickup => ("ClickUp", &c.values.clickup, "ADO work item"),

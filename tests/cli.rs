@@ -864,3 +864,19 @@ async fn conflicts_lists_and_resolves_once() {
         .await;
     assert_eq!(r.code, Some(2), "{r:?}");
 }
+
+/// An error whose message already ends with its cause printed the cause again
+/// (`…: Address already in use (os error 98): Address already in use (os error 98)`).
+#[tokio::test]
+async fn an_error_names_its_cause_once() {
+    let sb = Sandbox::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let r = sb
+        .run(&["sim", "--ado-port", &port, "--clickup-port", "0"], &[])
+        .await;
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("127.0.0.1:{port}")), "{r:?}");
+    let cause = "Address already in use";
+    assert_eq!(r.stderr.matches(cause).count(), 1, "{r:?}");
+}
