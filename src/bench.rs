@@ -1866,7 +1866,7 @@ async fn latency_poll(bed: &Bed, sizes: &Sizes, run: usize) -> Result<LatencyRun
         let now = Instant::now();
         if next < n && now >= next_at {
             let (ado_id, cu) = &bed.links[next];
-            let to_clickup = next % 2 == 0;
+            let to_clickup = next.is_multiple_of(2);
             let title = format!("Story {ado_id}, poll run {run} edit {next}");
             if to_clickup {
                 bed.tb

@@ -406,7 +406,7 @@ pub fn load_with_env(sources: &Sources, env: &[(String, String)]) -> Result<Conf
     let merged = builder.build().map_err(|e| file_error(sources, e))?;
     let tree: serde_json::Value = merged
         .try_deserialize()
-        .map_err(|e| ConfigError::invalid("(root)", e.to_string(), "check the TOML syntax"))?;
+        .map_err(|e| ConfigError::invalid("(top level)", e.to_string(), "check the TOML syntax"))?;
     // Secrets given as SYNC_* variables land in the tree; they are read from the environment
     // below, so drop them here rather than reject them as unknown keys.
     let mut tree = tree;
@@ -485,7 +485,11 @@ fn without_quoted_lines(message: &str) -> String {
 /// Deserializes with the full key path in every error (e.g. `pairs[0].mapping.fields.title`).
 fn deserialize_named(tree: serde_json::Value) -> Result<Config, ConfigError> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
-        let key = e.path().to_string();
+        let key = match e.path().to_string() {
+            // serde_path_to_error's name for the root.
+            k if k == "." => "(top level)".to_string(),
+            k => k,
+        };
         let inner = e.into_inner().to_string();
         let fix = if inner.contains("unknown field") {
             "remove or rename the key (see config/default.toml for every valid key)".to_string()
@@ -506,16 +510,24 @@ fn secret(
     file_var: &str,
     file_key: Option<&Path>,
 ) -> Result<Option<SecretString>, ConfigError> {
-    for n in names {
-        if let Some((_, v)) = env.iter().find(|(k, v)| k == n && !v.is_empty()) {
-            return Ok(Some(SecretString::from(v.trim().to_string())));
-        }
-    }
     let from_env_file = env
         .iter()
         .find(|(k, v)| k == file_var && !v.is_empty())
         .map(|(_, v)| (file_var.to_string(), PathBuf::from(v)));
     let from_key = file_key.map(|p| ("*_file".to_string(), p.to_path_buf()));
+    for n in names {
+        if let Some((_, v)) = env.iter().find(|(k, v)| k == n && !v.is_empty()) {
+            // Two sources of one secret: which one is meant is a guess, so ask.
+            if let Some((file, _)) = from_env_file.as_ref().or(from_key.as_ref()) {
+                return Err(ConfigError::invalid(
+                    *n,
+                    format!("is set, and so is {file}"),
+                    format!("set either {n} or {file}, not both"),
+                ));
+            }
+            return Ok(Some(SecretString::from(v.trim().to_string())));
+        }
+    }
     if let Some((key, path)) = from_env_file.or(from_key) {
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
             key,
@@ -534,6 +546,20 @@ fn validate(cfg: &Config) -> Result<(), ConfigError> {
             "must be at least 1s",
             "use e.g. \"30s\"",
         ));
+    }
+    for (key, d) in [
+        ("ado.connect_timeout", cfg.ado.connect_timeout),
+        ("ado.request_timeout", cfg.ado.request_timeout),
+        ("clickup.connect_timeout", cfg.clickup.connect_timeout),
+        ("clickup.request_timeout", cfg.clickup.request_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::invalid(
+                key,
+                "is 0 (every request would time out)",
+                "use e.g. \"30s\"",
+            ));
+        }
     }
     if cfg.ado.organization.trim().is_empty() {
         return Err(ConfigError::invalid(

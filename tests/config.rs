@@ -327,3 +327,43 @@ fn a_syntax_error_on_a_secret_line_does_not_show_the_secret() {
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains("local.toml"), "{err}");
 }
+
+#[test]
+fn a_zero_timeout_two_sources_of_a_secret_and_no_pairs_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = write(
+        dir.path(),
+        "zero.toml",
+        &MINIMAL.replace("[clickup]", "[clickup]\nrequest_timeout = \"0s\""),
+    );
+    let err = load_with_env(&sources(&zero), &secrets())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`clickup.request_timeout`"), "{err}");
+
+    let local = write(dir.path(), "local.toml", MINIMAL);
+    let pat_file = write(dir.path(), "pat", "from-the-file");
+    let mut both = secrets();
+    both.push(("ADO_PAT_FILE".into(), pat_file.display().to_string()));
+    let err = load_with_env(&sources(&local), &both)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("set either ADO_PAT or ADO_PAT_FILE"), "{err}");
+    assert!(
+        !err.contains(PAT) && !err.contains("from-the-file"),
+        "{err}"
+    );
+
+    let no_pairs = write(
+        dir.path(),
+        "nopairs.toml",
+        &MINIMAL[..MINIMAL.find("[[pairs]]").unwrap()],
+    );
+    let err = load_with_env(&sources(&no_pairs), &secrets())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`(top level)`: missing field `pairs`"),
+        "{err}"
+    );
+}
