@@ -693,7 +693,8 @@ pub struct CycleRecord {
     pub kind: CycleKind,
     pub pair: Option<String>,
     pub started_at: DateTime<Utc>,
-    /// `None` while running, or forever when the process died during the cycle.
+    /// `None` while running; set with an "interrupted" error by the next cycle of the pair
+    /// when the process died during this one.
     pub ended_at: Option<DateTime<Utc>>,
     pub counts: CycleCounts,
     pub error: Option<String>,
@@ -2138,6 +2139,15 @@ impl Db {
         pair: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<CycleId> {
+        // Cycles of one database take turns (the cycle lock), so a cycle of this pair still
+        // open now belongs to a process that died or was stopped during it.
+        self.conn
+            .prepare_cached(
+                "UPDATE cycles SET ended_at = ?2, error = 'interrupted: the process stopped \
+                 before this cycle ended' WHERE ended_at IS NULL AND pair IS ?1",
+            )
+            .and_then(|mut s| s.execute(params![pair, ms(now)]))
+            .ctx(|| "closing the cycles an earlier process left open".to_string())?;
         self.conn
             .prepare_cached("INSERT INTO cycles (kind, pair, started_at) VALUES (?1, ?2, ?3)")
             .and_then(|mut s| s.insert(params![kind, pair, ms(now)]))

@@ -871,6 +871,17 @@ fn cycles_record_counts_and_the_last_success() {
         None
     );
 
+    // The next cycle of the same pair closes the one a dead process left open.
+    let c4 = db.start_cycle(CycleKind::Incremental, None, t(40)).unwrap();
+    let c3 = db.cycle(c3).unwrap().unwrap();
+    assert_eq!(c3.ended_at, Some(t(40)));
+    assert!(
+        c3.error.as_deref().unwrap().starts_with("interrupted"),
+        "{c3:?}"
+    );
+    assert_eq!(db.cycle(c4).unwrap().unwrap().ended_at, None);
+    assert_eq!(db.cycle(c2).unwrap().unwrap().ended_at, Some(t(12)));
+
     assert!(matches!(
         db.finish_cycle(c1, &counts, None, t(30)),
         Err(StoreError::CycleAlreadyFinished(id)) if id == c1
