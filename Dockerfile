@@ -34,6 +34,6 @@ ENV DATABASE_URL=/app/data/sync.db
 EXPOSE 8080
 # The slim image has no curl: the binary checks its own readiness endpoint.
 HEALTHCHECK --interval=30s --timeout=10s --retries=3 \
-  CMD ["ado-clickup-sync", "health", "--url", "http://127.0.0.1:8080/api/health"]
+  CMD ["ado-clickup-sync", "health"]
 ENTRYPOINT ["ado-clickup-sync"]
 CMD ["run"]

@@ -87,8 +87,8 @@ impl Observer for Printer {
         let what = match row.action {
             "create_in_clickup" => "create in ClickUp from",
             "create_in_ado" => "create in ADO from",
-            "update_ado" => "update ADO",
-            "update_clickup" => "update ClickUp",
+            "update_ado" => "write to ADO for",
+            "update_clickup" => "write to ClickUp for",
             "conflict" => "CONFLICT recorded on",
             "link" => "link",
             "unlink" => "unlink",

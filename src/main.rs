@@ -172,9 +172,10 @@ struct SimArgs {
 
 #[derive(Debug, Args)]
 struct HealthArgs {
-    /// The URL to GET, e.g. http://127.0.0.1:8080/api/health.
+    /// The URL to GET [default: http://127.0.0.1:<server.port>/api/health, the port from the
+    /// configuration, so that a changed port needs no change to the container's health check].
     #[arg(long)]
-    url: String,
+    url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -283,7 +284,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Health(args) => {
             init_logging_without_config()?;
-            cmd_health(args).await
+            cmd_health(&ctx, args).await
         }
         Command::Bench(args) => cmd_bench(&ctx, args).await,
     }
@@ -711,15 +712,26 @@ async fn cmd_sim(args: SimArgs) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 
 /// Only 0 or 1: Docker reserves exit code 2 of a HEALTHCHECK.
-async fn cmd_health(args: HealthArgs) -> Result<ExitCode> {
+async fn cmd_health(ctx: &Ctx, args: HealthArgs) -> Result<ExitCode> {
     let unhealthy = |why: String| {
         eprintln!("unhealthy: {why}");
         Ok(ExitCode::from(EXIT_PROBLEM))
     };
-    let url = match url::Url::parse(args.url.trim()) {
+    let text = match args.url {
+        Some(u) => u,
+        None => match config::load(&config::Sources::standard(ctx.config_path.as_deref())) {
+            Ok(cfg) => format!("http://127.0.0.1:{}/api/health", cfg.server.port),
+            Err(e) => {
+                return unhealthy(format!(
+                    "no --url given and the configuration does not load: {e}"
+                ))
+            }
+        },
+    };
+    let url = match url::Url::parse(text.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u,
         Ok(u) => return unhealthy(format!("{} is not an http(s) URL", u.scheme())),
-        Err(e) => return unhealthy(format!("{:?} is not a valid URL: {e}", args.url)),
+        Err(e) => return unhealthy(format!("{text:?} is not a valid URL: {e}")),
     };
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

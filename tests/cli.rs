@@ -330,6 +330,33 @@ async fn health_exits_0_on_200_and_1_otherwise() {
     assert_eq!(bad.code, Some(1), "{bad:?}");
 }
 
+/// Without --url (the container's health check) it asks the configured port.
+#[tokio::test]
+async fn health_without_a_url_asks_the_configured_port() {
+    use axum::routing::get;
+    let app = axum::Router::new().route("/api/health", get(|| async { "ready" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let sb = Sandbox::new();
+    sb.write(
+        "config/local.toml",
+        "[ado]\norganization = \"fabrikam\"\nproject = \"Fiber\"\n[clickup]\n\
+         workspace_id = \"9011\"\n[[pairs]]\nname = \"team\"\n[pairs.ado]\n\
+         [pairs.clickup]\nlist_ids = [\"901100\"]\n",
+    );
+    let ok = sb
+        .run(&["health"], &[("SYNC_SERVER__PORT", port.as_str())])
+        .await;
+    assert_eq!(ok.code, Some(0), "{ok:?}");
+    assert!(ok.stdout.contains(&format!("127.0.0.1:{port}")), "{ok:?}");
+    let elsewhere = free_port().to_string();
+    let down = sb
+        .run(&["health"], &[("SYNC_SERVER__PORT", elsewhere.as_str())])
+        .await;
+    assert_eq!(down.code, Some(1), "{down:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // check
 // ---------------------------------------------------------------------------------------------
