@@ -249,6 +249,12 @@ async fn sim_refuses_a_bad_seed_file_with_exit_code_2_naming_file_and_problem() 
     assert!(r.stderr.contains("typo.json"), "{r:?}");
     assert!(r.stderr.contains("unknown field `clickUp`"), "{r:?}");
 
+    // A misspelt key one level down was ignored ("seeded 0 work items").
+    sb.write("nested-typo.json", r#"{"ado": {"workitems": []}}"#);
+    let r = sim_with_seed(&sb, "nested-typo.json").await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("unknown field `workitems`"), "{r:?}");
+
     sb.write(
         "unknown-wit.json",
         r#"{"ado": {"work_items": [{"type": "Spaceship"}]}}"#,

@@ -353,6 +353,7 @@ pub enum Target<'a> {
 
 /// Seed data for the store (also the format of `sim --seed FILE`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdoSeed {
     /// Custom fields of the project (e.g. `Custom.ClickUpId`), string-typed; fields used in
     /// `work_items` that the process does not know are added too.
@@ -363,6 +364,7 @@ pub struct AdoSeed {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SeedItem {
     /// Fixed id; allocated when absent.
     #[serde(default)]

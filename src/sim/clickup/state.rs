@@ -309,6 +309,7 @@ pub struct SeedTask {
 /// Initial contents. Given members/lists replace the current ones (Lists by id); tasks are
 /// added in order, so a subtask must come after its parent. Seeding fires no webhooks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClickUpSeed {
     #[serde(default)]
     pub members: Option<Vec<SimMember>>,
