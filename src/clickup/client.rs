@@ -234,11 +234,6 @@ impl ClickUpClient {
         self
     }
 
-    /// Whether a back-link field is configured but its id is not known yet.
-    pub fn link_field_pending(&self) -> bool {
-        self.link_field_search.is_some() && self.backlink_field_id.get().is_none()
-    }
-
     /// Finds the configured back-link field's id (a no-op once known). Until it is known no
     /// cycle may run: without it the back-links of existing tasks are invisible and their
     /// items would be created again.
