@@ -442,7 +442,7 @@ async fn a_side_suddenly_empty_is_refused_unless_forced() {
 }
 
 #[tokio::test]
-async fn too_many_creates_are_refused_with_how_to_force() {
+async fn too_many_creates_are_refused_and_the_dry_run_shows_what() {
     let h = Harness::with(Setup {
         engine: EngineOptions {
             max_creates: 3,
@@ -461,6 +461,28 @@ async fn too_many_creates_are_refused_with_how_to_force() {
         .unwrap();
     let err = r.pairs[0].error.clone().expect("refused");
     assert!(err.contains("4 creates exceed the limit of 3"), "{err}");
+    assert!(h.bed.clickup.tasks().is_empty());
+    assert!(h.db().cursors("team").unwrap().ado.is_none());
+    // The refusal says "check, then --force": the dry run is that check, so it shows the
+    // plan that would be refused (and says so) instead of nothing.
+    let req = CycleRequest {
+        dry_run: true,
+        ..CycleRequest::incremental()
+    };
+    let r = h
+        .engine
+        .cycle(&req, &CancellationToken::new())
+        .await
+        .unwrap();
+    let err = r.pairs[0].error.clone().expect("the refusal is reported");
+    assert!(err.contains("4 creates exceed the limit of 3"), "{err}");
+    assert!(err.contains("would be refused"), "{err}");
+    let creates = r.pairs[0].plans[0]
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateInClickUp { .. }))
+        .count();
+    assert_eq!(creates, 4);
     assert!(h.bed.clickup.tasks().is_empty());
     assert!(h.db().cursors("team").unwrap().ado.is_none());
 }
@@ -554,41 +576,4 @@ async fn two_engines_on_one_database_never_create_twice() {
     assert_eq!(titles.len(), 60);
     assert_eq!(h.bed.ado.items().len(), 60, "no ADO item twice");
     assert_eq!(h.bed.clickup.tasks().len(), 60, "no ClickUp task twice");
-}
-
-/// The refusal says "check, then --force": the dry run is that check, so it shows the plan
-/// that would be refused (and says so) instead of nothing.
-#[tokio::test]
-async fn a_dry_run_shows_the_plan_a_guard_would_refuse() {
-    let h = Harness::with(Setup {
-        engine: EngineOptions {
-            max_creates: 3,
-            ..EngineOptions::default()
-        },
-        ..Setup::default()
-    })
-    .await;
-    for i in 0..4 {
-        h.ado_create(&format!("x{i}"), json!({}));
-    }
-    let req = CycleRequest {
-        dry_run: true,
-        ..CycleRequest::incremental()
-    };
-    let r = h
-        .engine
-        .cycle(&req, &CancellationToken::new())
-        .await
-        .unwrap();
-    let err = r.pairs[0].error.clone().expect("the refusal is reported");
-    assert!(err.contains("4 creates exceed the limit of 3"), "{err}");
-    assert!(err.contains("would be refused"), "{err}");
-    let creates = r.pairs[0].plans[0]
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::CreateInClickUp { .. }))
-        .count();
-    assert_eq!(creates, 4);
-    assert!(h.bed.clickup.tasks().is_empty());
-    assert!(h.db().cursors("team").unwrap().ado.is_none());
 }
