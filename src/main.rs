@@ -351,11 +351,15 @@ async fn cmd_run(ctx: &Ctx) -> Result<ExitCode> {
     let _signals = daemon::cancel_on_signal(shutdown.clone())
         .context("installing the SIGTERM/SIGINT handlers")?;
     // A ClickUp outage at start must not stop the daemon: it retries in its cycles.
-    let engine = Arc::new(
-        service::engine(&cfg, service::LinkFieldLookup::NowOrInCycles)
-            .await
-            .map_err(service_error)?,
-    );
+    let engine = tokio::select! {
+        e = service::engine(&cfg, service::LinkFieldLookup::NowOrInCycles) => {
+            Arc::new(e.map_err(service_error)?)
+        }
+        () = shutdown.cancelled() => {
+            tracing::info!("stopped during start-up");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let (running, schedule) =
         service::start_daemon(engine, DaemonOptions::from_config(&cfg), shutdown.clone())
             .await

@@ -44,6 +44,9 @@ pub fn engine_options(cfg: &Config) -> EngineOptions {
     }
 }
 
+/// How long the daemon's start waits for the link field before it starts without it.
+const DAEMON_LINK_FIELD_WAIT: Duration = Duration::from_secs(5);
+
 /// When the ClickUp link field is looked up at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkFieldLookup {
@@ -73,9 +76,23 @@ pub async fn clients(
             .collect();
         lists.dedup();
         clickup = clickup.with_link_field_search(field, lists);
-        match clickup.resolve_link_field().await {
-            Ok(()) => {}
-            Err(LinkFieldError::Api(e))
+        let found = match lookup {
+            LinkFieldLookup::Now => Some(clickup.resolve_link_field().await),
+            // Not the lookup's whole retry budget: the health endpoint is not up until
+            // this returns.
+            LinkFieldLookup::NowOrInCycles => {
+                tokio::time::timeout(DAEMON_LINK_FIELD_WAIT, clickup.resolve_link_field())
+                    .await
+                    .ok()
+            }
+        };
+        match found {
+            Some(Ok(())) => {}
+            None => tracing::warn!(
+                "ClickUp did not answer in time: the link field will be looked up before the \
+                 first cycle"
+            ),
+            Some(Err(LinkFieldError::Api(e)))
                 if lookup == LinkFieldLookup::NowOrInCycles && e.is_retryable() =>
             {
                 tracing::warn!(
@@ -83,7 +100,7 @@ pub async fn clients(
                     "ClickUp is unavailable: the link field will be looked up before the first cycle"
                 );
             }
-            Err(e) => return Err(ServiceError::LinkField(e)),
+            Some(Err(e)) => return Err(ServiceError::LinkField(e)),
         }
     }
     Ok((Arc::new(ado), Arc::new(clickup), stats))

@@ -2493,13 +2493,18 @@ impl Store {
     /// process (or another handle in this one) is running a cycle on the same file. Two
     /// cycles at once would both see the same unlinked items and create them twice (an
     /// intent only guards against a crash, not against a second writer); SQLite's own locks
-    /// are per transaction and a cycle spans many. An advisory lock on `<db>.lock`, released
-    /// by the kernel when the process dies, so a kill -9 never leaves it stuck.
+    /// are per transaction and a cycle spans many. An advisory lock on `<db>.lock` beside the
+    /// database's real path, released by the kernel when the process dies, so a kill -9
+    /// never leaves it stuck. (Not a lock on the database file itself: closing any other
+    /// descriptor of that file would drop SQLite's own POSIX locks.)
     pub fn try_lock_cycles(&self) -> Result<Option<CycleLock>> {
         let path = match &*self.location {
             DbLocation::Memory => return Ok(Some(CycleLock { _file: None })),
             DbLocation::File(p) => {
-                let mut name = p.as_os_str().to_owned();
+                // The file's real name, so that every name of one database (a symlink, a
+                // relative path) shares one lock.
+                let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                let mut name = real.into_os_string();
                 name.push(".lock");
                 PathBuf::from(name)
             }

@@ -332,6 +332,24 @@ async fn a_clickup_outage_at_start_delays_the_first_sync_but_does_not_stop_the_d
                "fault": {"kind": "status", "status": 503}, "probability": 1.0}),
     )
     .await;
+    // SIGTERM while the start waits for ClickUp stops it at once (it used to be ignored
+    // for the lookup's whole retry budget, ~25 s).
+    let early_port = free_port();
+    let early_setup = Setup::new(
+        &sim,
+        ConfigOpts {
+            port: early_port,
+            ..ConfigOpts::default()
+        },
+    );
+    let mut early = Daemon::start(&sim, &early_setup, early_port);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopped = terminate(&mut early.child);
+    assert!(
+        stopped.is_some_and(|(s, _)| s.success()),
+        "SIGTERM during start-up: {stopped:?}"
+    );
+
     let port = free_port();
     let setup = Setup::new(
         &sim,

@@ -539,11 +539,13 @@ async fn two_engines_on_one_database_never_create_twice() {
             ..SimTaskInput::default()
         });
     }
-    // A second store handle on the same file, as another process opens it.
-    let other_store =
-        ado_clickup_sync::store::Store::open_url(h.dir.path().join("sync.db").to_str().unwrap())
-            .await
-            .unwrap();
+    // A second store handle on the same file, as another process opens it, and through
+    // another name (a symlink): the lock must follow the file, not the name.
+    let alias = h.dir.path().join("alias.db");
+    std::os::unix::fs::symlink(h.dir.path().join("sync.db"), &alias).unwrap();
+    let other_store = ado_clickup_sync::store::Store::open_url(alias.to_str().unwrap())
+        .await
+        .unwrap();
     let pair = h.bed.pair("team", MappingConfig::default());
     let (other, _) = Harness::engine_for(&h.bed, other_store, vec![pair], EngineOptions::default());
     let req = CycleRequest::incremental();
