@@ -816,6 +816,28 @@ fn engine_options(max_creates: usize, overlap: Duration) -> EngineOptions {
 }
 
 impl Bed {
+    /// A person renames ClickUp task `id` in the web UI.
+    fn rename_task(&self, id: &str, name: String, what: &str) -> Result<(), BenchError> {
+        self.tb
+            .clickup
+            .ui_edit(
+                id,
+                SimTaskEdit {
+                    name: Some(name),
+                    ..SimTaskEdit::default()
+                },
+            )
+            .map_err(|e| setup(what)(e.to_string()))
+    }
+
+    /// A person retitles ADO work item `id` in the web UI.
+    fn retitle_item(&self, id: i64, title: String) -> Result<(), BenchError> {
+        self.tb
+            .ado
+            .ui_edit(id, fields(json!({"System.Title": title})))
+            .map_err(|e| setup("an ADO edit")(e.to_string()))
+    }
+
     async fn start(host: &SimHost, spec: BedSpec) -> Result<Bed, BenchError> {
         let tb = host
             .testbed(TestbedOptions {
@@ -912,16 +934,11 @@ impl Bed {
             .cloned()
             .ok_or_else(|| check("quiesce", "the bed has no links"))?;
         self.sentinel_edits += 1;
-        self.tb
-            .clickup
-            .ui_edit(
-                &sentinel,
-                SimTaskEdit {
-                    name: Some(format!("Sentinel {}", self.sentinel_edits)),
-                    ..SimTaskEdit::default()
-                },
-            )
-            .map_err(|e| setup("the sentinel edit")(e.to_string()))?;
+        self.rename_task(
+            &sentinel,
+            format!("Sentinel {}", self.sentinel_edits),
+            "the sentinel edit",
+        )?;
         self.converge().await?;
         self.catch_up_clocks();
         tokio::time::sleep(self.settle).await;
@@ -1452,16 +1469,11 @@ async fn change_runs(bed: &mut Bed, sizes: &Sizes) -> Result<ChangeResult, Bench
                 .map_err(|e| setup("an ADO edit")(e.to_string()))?;
         }
         for (ado_id, cu) in &chunk[e..] {
-            bed.tb
-                .clickup
-                .ui_edit(
-                    cu,
-                    SimTaskEdit {
-                        name: Some(format!("Story {ado_id} edited in ClickUp, run {run}")),
-                        ..SimTaskEdit::default()
-                    },
-                )
-                .map_err(|e| setup("a ClickUp edit")(e.to_string()))?;
+            bed.rename_task(
+                cu,
+                format!("Story {ado_id} edited in ClickUp, run {run}"),
+                "a ClickUp edit",
+            )?;
         }
         let s0 = snapshot(&bed.stats);
         let t0 = Instant::now();
@@ -1512,25 +1524,14 @@ async fn cost_runs(bed: &mut Bed, sizes: &Sizes) -> Result<Vec<CostRun>, BenchEr
         let chunk: Vec<(i64, String)> =
             bed.links[offset + run * c..offset + (run + 1) * c].to_vec();
         for (ado_id, _) in &chunk[..ca] {
-            bed.tb
-                .ado
-                .ui_edit(
-                    *ado_id,
-                    fields(json!({"System.Title": format!("Story {ado_id}, cost run {run}")})),
-                )
-                .map_err(|e| setup("an ADO edit")(e.to_string()))?;
+            bed.retitle_item(*ado_id, format!("Story {ado_id}, cost run {run}"))?;
         }
         for (ado_id, cu) in &chunk[ca..] {
-            bed.tb
-                .clickup
-                .ui_edit(
-                    cu,
-                    SimTaskEdit {
-                        name: Some(format!("Story {ado_id}, ClickUp cost run {run}")),
-                        ..SimTaskEdit::default()
-                    },
-                )
-                .map_err(|e| setup("a ClickUp edit")(e.to_string()))?;
+            bed.rename_task(
+                cu,
+                format!("Story {ado_id}, ClickUp cost run {run}"),
+                "a ClickUp edit",
+            )?;
         }
         let s0 = snapshot(&bed.stats);
         let before = Usage::now();
@@ -1815,16 +1816,7 @@ async fn latency_webhook(bed: &Bed, sizes: &Sizes, run: usize) -> Result<Latency
     for (i, (ado_id, cu)) in bed.links[..sizes.latency_edits].iter().enumerate() {
         let title = format!("Story {ado_id}, webhook run {run} edit {i}");
         let t0 = Instant::now();
-        bed.tb
-            .clickup
-            .ui_edit(
-                cu,
-                SimTaskEdit {
-                    name: Some(title.clone()),
-                    ..SimTaskEdit::default()
-                },
-            )
-            .map_err(|e| setup("a ClickUp edit")(e.to_string()))?;
+        bed.rename_task(cu, title.clone(), "a ClickUp edit")?;
         wait_until(
             "a ClickUp edit to reach ADO",
             Duration::from_secs(30),
@@ -1869,21 +1861,9 @@ async fn latency_poll(bed: &Bed, sizes: &Sizes, run: usize) -> Result<LatencyRun
             let to_clickup = next.is_multiple_of(2);
             let title = format!("Story {ado_id}, poll run {run} edit {next}");
             if to_clickup {
-                bed.tb
-                    .ado
-                    .ui_edit(*ado_id, fields(json!({"System.Title": title})))
-                    .map_err(|e| setup("an ADO edit")(e.to_string()))?;
+                bed.retitle_item(*ado_id, title.clone())?;
             } else {
-                bed.tb
-                    .clickup
-                    .ui_edit(
-                        cu,
-                        SimTaskEdit {
-                            name: Some(title.clone()),
-                            ..SimTaskEdit::default()
-                        },
-                    )
-                    .map_err(|e| setup("a ClickUp edit")(e.to_string()))?;
+                bed.rename_task(cu, title.clone(), "a ClickUp edit")?;
             }
             pending.push(Pending {
                 i: next,

@@ -49,6 +49,23 @@ mod with_failpoints {
     }
 
     /// Both sides hold exactly `titles`, each once, all linked, nothing pending.
+    /// A person renames the ADO item (or ClickUp task) titled `old` to `new`.
+    async fn retitle(sim: &SimProc, in_ado: bool, old: &str, new: &str) {
+        if in_ado {
+            let items = sim.ado_items().await;
+            let w = items
+                .iter()
+                .find(|w| w["fields"]["System.Title"] == json!(old));
+            let id = w.and_then(|w| w["id"].as_i64()).unwrap();
+            sim.ado_edit(id, json!({"System.Title": new})).await;
+        } else {
+            let tasks = sim.tasks().await;
+            let t = tasks.iter().find(|t| t["name"] == json!(old));
+            let id = t.and_then(|t| t["id"].as_str()).unwrap().to_string();
+            sim.cu_edit(&id, json!({"name": new})).await;
+        }
+    }
+
     async fn assert_one_each(sim: &SimProc, setup: &Setup, titles: &[String], ctx: &str) {
         let (a, c) = census(sim).await;
         for t in titles {
@@ -144,19 +161,7 @@ mod with_failpoints {
                 let mut titles = titles;
                 for t in titles.iter_mut().filter(|t| !t.ends_with("other side")) {
                     let new = format!("{t} (edited during the outage)");
-                    if from_ado {
-                        let items = sim.ado_items().await;
-                        let w = items
-                            .iter()
-                            .find(|w| w["fields"]["System.Title"] == json!(t));
-                        let id = w.and_then(|w| w["id"].as_i64()).unwrap();
-                        sim.ado_edit(id, json!({"System.Title": new})).await;
-                    } else {
-                        let tasks = sim.tasks().await;
-                        let k = tasks.iter().find(|k| k["name"] == json!(t));
-                        let id = k.and_then(|k| k["id"].as_str()).unwrap().to_string();
-                        sim.cu_edit(&id, json!({"name": new})).await;
-                    }
+                    retitle(&sim, from_ado, t, &new).await;
                     *t = new;
                 }
                 // Restart and run to quiescence.
@@ -171,20 +176,7 @@ mod with_failpoints {
                 assert_one_each(&sim, &setup, &titles, &ctx).await;
                 // Nothing lost afterwards either: an edit to the source still propagates.
                 let edited = format!("{fp} edited");
-                let first = &titles[0];
-                if from_ado {
-                    let items = sim.ado_items().await;
-                    let w = items
-                        .iter()
-                        .find(|w| w["fields"]["System.Title"] == json!(first));
-                    let id = w.and_then(|w| w["id"].as_i64()).unwrap();
-                    sim.ado_edit(id, json!({"System.Title": edited})).await;
-                } else {
-                    let tasks = sim.tasks().await;
-                    let t = tasks.iter().find(|t| t["name"] == json!(first));
-                    let id = t.and_then(|t| t["id"].as_str()).unwrap().to_string();
-                    sim.cu_edit(&id, json!({"name": edited})).await;
-                }
+                retitle(&sim, from_ado, &titles[0], &edited).await;
                 sync_once(&sim, &setup, None);
                 let (a, c) = census(&sim).await;
                 assert_eq!(
