@@ -251,18 +251,7 @@ impl Script<'_> {
 
     /// Write requests (not reads) the simulators have answered so far.
     fn writes(&self) -> usize {
-        let w = |e: &crate::sim::common::LoggedRequest| {
-            e.method != "GET" && !e.path.contains("/wiql") && !e.path.contains("workitemsbatch")
-        };
-        self.bed.ado.log().entries().iter().filter(|e| w(e)).count()
-            + self
-                .bed
-                .clickup
-                .log()
-                .entries()
-                .iter()
-                .filter(|e| w(e))
-                .count()
+        self.bed.writes()
     }
 
     fn remember_titles(&self) {

@@ -89,6 +89,16 @@ pub struct LoggedRequest {
     pub status: u16,
 }
 
+impl LoggedRequest {
+    /// Whether the request asked the service to change something (ADO's WIQL query and batch
+    /// read are POSTs that only read).
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+            && !self.path.contains("/wiql")
+            && !self.path.contains("workitemsbatch")
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct RequestLog {
     entries: Mutex<Vec<LoggedRequest>>,

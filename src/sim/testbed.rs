@@ -15,6 +15,7 @@ use crate::sim::ado::{self as adosim, AdoSim, AdoSimOptions, SimUser};
 use crate::sim::clickup::{
     self as cusim, ClickUpSim, ClickUpSimOptions, RateLimit, ADO_LINK_FIELD_ID,
 };
+use crate::sim::common::LoggedRequest;
 
 /// The people of the simulated team (same emails in both services).
 pub const PEOPLE: [(&str, &str); 4] = [
@@ -94,6 +95,12 @@ pub fn fast_policy() -> HttpPolicy {
 }
 
 impl Testbed {
+    /// Write requests (not reads) both simulators have answered since their logs were cleared.
+    pub fn writes(&self) -> usize {
+        let count = |log: Vec<LoggedRequest>| log.iter().filter(|e| e.is_write()).count();
+        count(self.ado.log().entries()) + count(self.clickup.log().entries())
+    }
+
     pub async fn start(opts: TestbedOptions) -> Result<Testbed, String> {
         let ado = adosim::start(ado_options(opts.ado_port))
             .await

@@ -124,18 +124,7 @@ impl Harness {
 
     /// Writes (anything but GET) the simulators received since their logs were cleared.
     pub fn writes(&self) -> usize {
-        let w = |e: &ado_clickup_sync::sim::common::LoggedRequest| {
-            e.method != "GET" && !e.path.contains("/wiql") && !e.path.contains("workitemsbatch")
-        };
-        self.bed.ado.log().entries().iter().filter(|e| w(e)).count()
-            + self
-                .bed
-                .clickup
-                .log()
-                .entries()
-                .iter()
-                .filter(|e| w(e))
-                .count()
+        self.bed.writes()
     }
 
     pub fn clear_logs(&self) {
