@@ -154,3 +154,9 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_link ON audit (link_id, id);
 CREATE INDEX audit_at ON audit (at);
+
+-- migration: 2
+
+-- Each cycle closes the cycles of its pair a dead process left open: find those without
+-- scanning a table that gains a row per cycle.
+CREATE INDEX cycles_open ON cycles (pair) WHERE ended_at IS NULL;

@@ -2595,6 +2595,27 @@ mod tests {
         }
     }
 
+    /// Every cycle start runs this; the cycles table gains a row per cycle, so it must not scan.
+    #[test]
+    fn closing_open_cycles_uses_an_index() {
+        let db = Db::open_in_memory().unwrap();
+        let plan: Vec<String> = db
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN UPDATE cycles SET ended_at = 1 \
+                 WHERE ended_at IS NULL AND pair IS 'p'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|d| d.contains("USING INDEX cycles_open")),
+            "{plan:?}"
+        );
+    }
+
     #[test]
     fn retry_delay_doubles_and_caps() {
         let p = RetryPolicy {
